@@ -1,0 +1,50 @@
+# The few commands a person types. Java 17 is the only prerequisite; everything else lands in .venv/.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: setup demo test lint format dist bench bench-reco clean check-java
+
+check-java:
+	@command -v java >/dev/null 2>&1 || [ -x "$$JAVA_HOME/bin/java" ] || { \
+	  echo "o2o: Java 17 is required and was not found (PATH or JAVA_HOME)."; \
+	  echo "     Install it: Debian/Ubuntu 'apt-get install openjdk-17-jre-headless', macOS 'brew install openjdk@17'."; \
+	  exit 2; }
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@rm -f $(VENV)/.installed-*; touch $@
+
+# Install into .venv and resolve the Delta jars once into .cache/spark-jars (later runs are offline).
+setup: check-java $(STAMP)
+	@$(BIN)/python -c "from o2o.config import load_config; from o2o.spark import ensure_java, cached_delta_jars, get_spark; \
+	cfg = load_config('local'); ensure_java(); \
+	cached_delta_jars(cfg) or get_spark(cfg).stop(); print('o2o: Delta jars cached in', cfg.resolve(cfg.spark.jar_cache))" 
+
+demo: setup
+	$(BIN)/o2o demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint:
+	$(BIN)/ruff check lib jobs tests dags bench
+	$(BIN)/ruff format --check lib jobs tests dags bench
+
+format:
+	$(BIN)/ruff format lib jobs tests dags bench
+	$(BIN)/ruff check --fix lib jobs tests dags bench
+
+dist: setup
+	rm -rf dist && $(BIN)/python -m pip wheel --no-deps --wheel-dir dist . --quiet
+	cp -r jobs conf dist/
+	@echo "dist/: wheel, jobs/, conf/ (see README: Running on a cluster)"
+
+bench-reco: setup
+	$(BIN)/python bench/movielens_bench.py
+
+clean:
+	rm -rf lake landing .cache/spark-warehouse dist build

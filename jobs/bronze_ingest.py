@@ -1,0 +1,8 @@
+"""spark-submit entry: the bronze stage. Usage: spark-submit ... jobs/bronze_ingest.py --env cluster --as-of YYYY-MM-DD"""
+
+import sys
+
+from o2o.cli import job_main
+
+if __name__ == "__main__":
+    sys.exit(job_main("bronze"))

@@ -1,0 +1,196 @@
+"""Bronze: every landing file of every feed into its own Delta table, exactly once, malformed records kept.
+
+Exactly-once design (a file ledger, not Structured Streaming): the ledger of ingested files is the bronze
+table's own `_source_file` column, so it commits atomically with the rows themselves and can never drift
+from them. A run lists the landing folder, subtracts the files already in the table and appends all new
+files of a feed in ONE Delta commit. A run killed before that commit leaves nothing; its rerun sees the
+same new files. A run killed after it sees them as ingested. The commit also carries Delta's
+txnAppId/txnVersion (the table version it was planned against), so two overlapping runs of the same batch
+cannot both land it. Streaming `availableNow` would give the same guarantee but needs one checkpoint per
+feed and cannot pick the CSV header per file, which the header-drift handling below requires.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from urllib.parse import unquote
+from datetime import date
+
+import pyspark.sql.functions as F
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql.types import StringType, StructField, StructType
+
+from o2o import lake, quality
+from o2o.config import Config
+from o2o.contracts import CORRUPT, FEED_CHANNEL, FEEDS, LANDING, LANDING_FORMAT, bronze_schema, bronze_table
+from o2o.runs import StageResult
+
+
+def list_landing_files(spark: SparkSession, folder: str) -> list[str]:
+    """Every data file below `folder` (any Hadoop file system), skipping _hidden and .hidden names."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(folder)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(path):
+        return []
+    files = []
+    iterator = fs.listFiles(path, True)
+    while iterator.hasNext():
+        file_path = iterator.next().getPath()
+        if not file_path.getName().startswith(("_", ".")):
+            files.append(canonical_uri(file_path.toUri().toString()))
+    return sorted(files)
+
+
+def canonical_uri(uri: str) -> str:
+    """One spelling per file: Hadoop lists 'file:///x', Spark's _metadata says 'file:/x' (and %-escapes)."""
+    uri = unquote(uri)
+    return "file:/" + uri[len("file:///") :] if uri.startswith("file:///") else uri
+
+
+def ingested_files(spark: SparkSession, cfg: Config, feed: str) -> set[str]:
+    """Files already in bronze.<feed>; one value per file, so bounded by the number of landing files."""
+    if not lake.exists(spark, cfg, bronze_table(feed)):
+        return set()
+    rows = lake.read(spark, cfg, bronze_table(feed)).select("_source_file").distinct().collect()
+    return {canonical_uri(row[0]) for row in rows}
+
+
+def read_json_feed(spark: SparkSession, feed: str, files: list[str]) -> DataFrame:
+    """JSON-lines files as landing columns + `_raw` (the line) + `_corrupt_record` (lines that do not parse)."""
+    schema = StructType(LANDING[feed].fields + [StructField(CORRUPT, StringType(), True)])
+    parsed = F.from_json("value", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+    return (
+        spark.read.text(files)
+        .where(F.trim("value") != "")
+        .select(
+            parsed.alias("record"),
+            F.col("value").alias("_raw"),
+            F.col("_metadata.file_path").alias("_source_file"),
+        )
+        .select(
+            *[F.col(f"record.{f.name}").alias(f.name) for f in LANDING[feed].fields],
+            "_raw",
+            F.lit(None).cast("string").alias("_extra"),
+            F.col(f"record.{CORRUPT}").alias(CORRUPT),
+            "_source_file",
+        )
+    )
+
+
+def read_csv_header(spark: SparkSession, file: str) -> list[str]:
+    """Column names from the first line of one CSV file (reads one line, through Hadoop)."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(file)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    stream = fs.open(path)
+    try:
+        line = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8")).readLine() or ""
+    finally:
+        stream.close()
+    return [name.strip().strip('"').lstrip("\ufeff") for name in line.split(",")]
+
+
+def read_csv_feed(spark: SparkSession, feed: str, files: list[str]) -> DataFrame:
+    """CSV files mapped by their own header: contract columns typed, unknown columns kept as JSON in `_extra`.
+
+    Files are grouped by header so a column added (or reordered) by the source from some day on is
+    neither lost nor mistaken for a malformed row; a row that does not fit its header goes to `_corrupt_record`.
+    """
+    contract = {f.name: f.dataType for f in LANDING[feed].fields}
+    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for file in files:
+        groups[tuple(read_csv_header(spark, file))].append(file)
+
+    frames = []
+    for header, group_files in sorted(groups.items()):
+        file_schema = StructType(
+            [StructField(name, contract.get(name, StringType()), True) for name in header]
+            + [StructField(CORRUPT, StringType(), True)]
+        )
+        extras = [name for name in header if name not in contract]
+        frame = (
+            spark.read.csv(
+                group_files,
+                schema=file_schema,
+                header=True,
+                mode="PERMISSIVE",
+                columnNameOfCorruptRecord=CORRUPT,
+                encoding="UTF-8",
+            )
+            .select(
+                *[
+                    (F.col(f"`{name}`") if name in header else F.lit(None).cast(dtype)).alias(name)
+                    for name, dtype in contract.items()
+                ],
+                F.col(CORRUPT).alias("_raw"),
+                _extra_json(extras),
+                F.col(CORRUPT),
+                F.col("_metadata.file_path").alias("_source_file"),
+            )
+        )
+        frames.append(frame)
+    result = frames[0]
+    for frame in frames[1:]:
+        result = result.unionByName(frame)
+    return result
+
+
+def _extra_json(extras: list[str]) -> Column:
+    if not extras:
+        return F.lit(None).cast("string").alias("_extra")
+    return F.to_json(F.struct(*[F.col(f"`{name}`") for name in extras])).alias("_extra")
+
+
+def with_lineage(records: DataFrame, feed: str, run_id: str) -> DataFrame:
+    """Landing records with ingest time, run id and channel, in the bronze column order."""
+    channel = F.lit(FEED_CHANNEL[feed]) if FEED_CHANNEL[feed] else F.col("channel")
+    return records.withColumns(
+        {"_ingested_at": F.current_timestamp(), "_run_id": F.lit(run_id), "_channel": channel}
+    ).select(*[f.name for f in bronze_schema(feed).fields])
+
+
+def ingest_feed(
+    spark: SparkSession, cfg: Config, feed: str, run_id: str, as_of: date, accept: tuple[str, ...] = ()
+) -> dict:
+    """Append the feed's not-yet-ingested landing files to bronze.<feed> in one commit; counts for the run log."""
+    table = bronze_table(feed)
+    lake.ensure_table(spark, cfg, table, bronze_schema(feed), change_feed=True)
+    landing = f"{cfg.resolve(cfg.lake.landing).rstrip('/')}/{feed}"
+    new_files = sorted(set(list_landing_files(spark, landing)) - ingested_files(spark, cfg, feed))
+    if not new_files:
+        return {"files": 0, "rows": 0, "malformed": 0}
+    reader = read_json_feed if LANDING_FORMAT[feed] == "json" else read_csv_feed
+    # Cached once: validated, counted and written from the same parse of the new files only.
+    records = with_lineage(reader(spark, feed, new_files), feed, run_id).cache()
+    try:
+        quality.gate(spark, cfg, table, records, run_id=run_id, stage="bronze", as_of=as_of, accept=accept)
+        planned_on = lake.version(spark, cfg, table)
+        lake.append_once(records, cfg, table, app_id=f"o2o-bronze-{feed}", txn_version=planned_on + 1)
+        rows = records.count()
+        malformed = records.where(F.col(CORRUPT).isNotNull()).count()
+    finally:
+        records.unpersist()
+    return {"files": len(new_files), "rows": rows, "malformed": malformed}
+
+
+def run(
+    spark: SparkSession,
+    cfg: Config,
+    as_of: date,
+    run_id: str,
+    accept: tuple[str, ...] = (),
+    feeds: tuple[str, ...] = FEEDS,
+) -> StageResult:
+    """landing/<feed>/** -> bronze.<feed> for every feed; files already ingested are never read again."""
+    result = StageResult(stage="bronze")
+    for feed in feeds:
+        table = bronze_table(feed)
+        result.input_versions[table] = lake.version(spark, cfg, table)
+        counts = ingest_feed(spark, cfg, feed, run_id, as_of, accept)
+        print(f"  bronze {feed:<26} files {counts['files']:>5}  rows {counts['rows']:>9,}  malformed {counts['malformed']:>5}")
+        result.details[feed] = counts
+        result.rows_in += counts["rows"]
+        result.rows_out += counts["rows"]
+        result.output_versions[table] = lake.version(spark, cfg, table)
+    return result

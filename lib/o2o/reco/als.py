@@ -1,0 +1,70 @@
+"""Spark MLlib ALS: the estimator from config parameters, top-k scoring, and the saved model with its id maps."""
+
+from __future__ import annotations
+
+import pyspark.sql.functions as F
+from pyspark.ml.recommendation import ALS, ALSModel
+from pyspark.sql import DataFrame, SparkSession
+
+USER = "user"
+ITEM = "item"
+RATING = "rating"
+
+
+def build(
+    params: dict,
+    implicit: bool,
+    seed: int,
+    checkpoint_interval: int = 10,
+    blocks: int = 10,
+    nonnegative: bool = False,
+) -> ALS:
+    """An ALS estimator on columns user/item/rating; unknown users or items are dropped at scoring time."""
+    als = ALS(
+        userCol=USER,
+        itemCol=ITEM,
+        ratingCol=RATING,
+        rank=int(params["rank"]),
+        regParam=float(params["regParam"]),
+        maxIter=int(params["maxIter"]),
+        implicitPrefs=implicit,
+        nonnegative=nonnegative,
+        coldStartStrategy="drop",
+        seed=seed,
+        checkpointInterval=checkpoint_interval,
+        numUserBlocks=max(1, blocks),
+        numItemBlocks=max(1, blocks),
+    )
+    if implicit:
+        als = als.setAlpha(float(params.get("alpha", 1.0)))
+    return als
+
+
+def top_items(model: ALSModel, users: DataFrame, k: int) -> DataFrame:
+    """The k highest-scoring items per user of `users` (column user): user, item, score, rank 1..k."""
+    return (
+        model.recommendForUserSubset(users.select(USER).distinct(), k)
+        .select(USER, F.posexplode("recommendations").alias("position", "recommendation"))
+        .select(
+            USER,
+            F.col("recommendation")[ITEM].alias(ITEM),
+            F.col("recommendation")[RATING].cast("double").alias("score"),
+            (F.col("position") + 1).alias("rank"),
+        )
+    )
+
+
+def save(model: ALSModel, customer_ids: DataFrame, sku_ids: DataFrame, path: str) -> None:
+    """Write the model and its customer/sku id maps under one folder (a model version)."""
+    model.write().overwrite().save(f"{path}/als")
+    customer_ids.write.mode("overwrite").parquet(f"{path}/customer_ids")
+    sku_ids.write.mode("overwrite").parquet(f"{path}/sku_ids")
+
+
+def load(spark: SparkSession, path: str) -> tuple[ALSModel, DataFrame, DataFrame]:
+    """The model and its id maps (customer_key -> user, sku -> item) saved by `save`."""
+    return (
+        ALSModel.load(f"{path}/als"),
+        spark.read.parquet(f"{path}/customer_ids"),
+        spark.read.parquet(f"{path}/sku_ids"),
+    )

@@ -1,0 +1,310 @@
+"""Training stage: tune implicit ALS on a validation slice, test it against baselines, fit and record the model."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import date, datetime, timedelta, timezone
+
+import pyspark.sql.functions as F
+from pyspark.ml.recommendation import ALSModel
+from pyspark.sql import DataFrame, SparkSession
+
+import o2o
+from o2o import lake
+from o2o.config import Config, RecoConfig
+from o2o.contracts import RECO
+from o2o.reco import als, baselines, features, metrics, movielens
+from o2o.runs import StageResult
+
+STAGE = "train"
+INPUTS = ("silver.interactions", "silver.orders", "silver.order_lines", "silver.products", "gold.customer_rfm")
+MODELS_TABLE = "ops.models"
+METRICS_TABLE = "gold.model_metrics"
+TABLE_COLUMNS = ("model", "customers", *metrics.RANKING_METRICS)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot proceed (no data in the window); the message says which window and table."""
+
+
+def grid_combinations(grid: dict) -> list[dict]:
+    """Every combination of the grid's value lists, in a stable order (keys sorted)."""
+    keys = sorted(grid)
+    values = [grid[k] if isinstance(grid[k], (list, tuple)) else [grid[k]] for k in keys]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+
+
+def model_dir(cfg: Config, model_version: str) -> str:
+    """Folder of a saved model version under the lake root."""
+    return f"{cfg.resolve(cfg.lake.root).rstrip('/')}/models/{model_version}"
+
+
+def segments_at(rfm: DataFrame, snapshot: date) -> DataFrame:
+    """customer_key, segment from one gold.customer_rfm snapshot."""
+    return rfm.where(F.col("as_of") == F.lit(snapshot)).select("customer_key", "segment")
+
+
+def latest_snapshot(spark: SparkSession, cfg: Config, not_after: date) -> date | None:
+    """The newest gold.customer_rfm as_of on or before `not_after`, else the newest there is, else None."""
+    if not lake.exists(spark, cfg, "gold.customer_rfm"):
+        return None
+    # One aggregate row; bounded.
+    row = (
+        lake.read(spark, cfg, "gold.customer_rfm")
+        .agg(
+            F.max(F.when(F.col("as_of") <= F.lit(not_after), F.col("as_of"))).alias("at_cutoff"),
+            F.max("as_of").alias("latest"),
+        )
+        .head()
+    )
+    return row["at_cutoff"] or row["latest"]
+
+
+class Fit:
+    """An ALS model with the id maps and confidence it was trained on."""
+
+    def __init__(self, model: ALSModel | None, customer_ids: DataFrame, sku_ids: DataFrame, confidence: DataFrame):
+        self.model = model
+        self.customer_ids = customer_ids
+        self.sku_ids = sku_ids
+        self.confidence = confidence
+
+    def recommend(self, customers: DataFrame, k: int) -> DataFrame:
+        """Top-k ALS items for customers the model knows: customer_key, sku, score, rank."""
+        users = customers.select("customer_key").distinct().join(self.customer_ids, "customer_key")
+        return (
+            als.top_items(self.model, users, k)
+            .join(self.customer_ids, "user")
+            .join(F.broadcast(self.sku_ids), "item")
+            .select("customer_key", "sku", "score", "rank")
+        )
+
+    def release(self) -> None:
+        for frame in (self.customer_ids, self.sku_ids, self.confidence):
+            frame.unpersist()
+
+
+def fit_implicit(interactions: DataFrame, reference: datetime, rc: RecoConfig, params: dict, blocks: int) -> Fit:
+    """Fit implicit ALS on events before `reference` (customers with too few events are left out)."""
+    confidence = features.implicit_confidence(
+        interactions, reference, rc.event_weights, rc.recency_half_life_days
+    ).cache()
+    trainable = features.active_customers(confidence, rc.min_interactions)
+    customer_ids = features.dense_index(trainable, "customer_key", "user").cache()
+    sku_ids = features.dense_index(trainable, "sku", "item").cache()
+    ratings = features.to_ratings(trainable, customer_ids, sku_ids)
+    if ratings.isEmpty():
+        return Fit(None, customer_ids, sku_ids, confidence)
+    estimator = als.build(params, implicit=True, seed=rc.seed, checkpoint_interval=rc.checkpoint_interval, blocks=blocks)
+    return Fit(estimator.fit(ratings), customer_ids, sku_ids, confidence)
+
+
+def _scores(recommended: DataFrame, relevant: DataFrame, k: int) -> dict:
+    # One aggregate row; bounded.
+    return metrics.ranking_metrics(recommended, relevant, k).head().asDict()
+
+
+def evaluate_window(
+    interactions: DataFrame,
+    train_end: datetime,
+    eval_end: datetime,
+    rc: RecoConfig,
+    params: dict,
+    blocks: int,
+    segments: DataFrame | None = None,
+    with_baselines: bool = False,
+) -> dict[str, dict]:
+    """Train before `train_end`, rank for customers who bought in [train_end, eval_end) and are known in training.
+
+    Returns {model: {customers, precision_at_k, recall_at_k, ndcg_at_k, map_at_k}} for ALS and,
+    when asked, the baselines scored on the same customers and items.
+    """
+    fit = fit_implicit(interactions, train_end, rc, params, blocks)
+    try:
+        if fit.model is None:
+            return {}
+        relevant = features.purchases_between(interactions, train_end, eval_end).join(
+            fit.customer_ids.select("customer_key"), "customer_key", "left_semi"
+        )
+        customers = relevant.select("customer_key").distinct()
+        results = {"als": _scores(fit.recommend(customers, rc.k), relevant, rc.k)}
+        if with_baselines:
+            popular = baselines.popularity(fit.confidence, segments)
+            history = features.before(interactions, train_end)
+            candidates = {
+                "global_popular": baselines.global_popular(customers, popular, rc.k),
+                "segment_popular": baselines.segment_popular(customers, popular, segments, rc.k),
+                "buy_again": baselines.buy_again(customers, history, rc.k),
+            }
+            results.update({name: _scores(recs, relevant, rc.k) for name, recs in candidates.items()})
+        return results
+    finally:
+        fit.release()
+
+
+def evaluate_explicit(interactions: DataFrame, train_end: datetime, eval_end: datetime, seed: int, blocks: int) -> dict:
+    """Explicit ALS on review ratings: train before `train_end`, RMSE/MAE on reviews in [train_end, eval_end)."""
+    reviews = features.review_ratings(interactions.where(F.col("event_ts") < F.lit(eval_end)))
+    train = reviews.where(F.col("event_ts") < F.lit(train_end))
+    test = reviews.where(F.col("event_ts") >= F.lit(train_end))
+    params = dict(movielens.DEFAULT_PARAMS)
+    if train.isEmpty() or test.isEmpty():
+        return {"params": params, "rows": 0, "rmse": None, "mae": None}
+    customer_ids = features.dense_index(train, "customer_key", "user").cache()
+    sku_ids = features.dense_index(train, "sku", "item").cache()
+    model = als.build(params, implicit=False, seed=seed, blocks=blocks).fit(
+        features.to_ratings(train, customer_ids, sku_ids, value="rating")
+    )
+    scored = movielens.clipped(model.transform(features.to_ratings(test, customer_ids, sku_ids, value="rating")))
+    # One aggregate row; bounded.
+    errors = metrics.rating_errors(scored).head().asDict()
+    customer_ids.unpersist()
+    sku_ids.unpersist()
+    return {"params": params, **errors}
+
+
+def metric_rows(as_of: date, run_id: str, model_version: str, k: int, tuning: list[dict], test: dict, explicit: dict) -> list[tuple]:
+    """gold.model_metrics rows: every tuning combination (validation), ALS and baselines (test), explicit errors."""
+    rows = []
+    for tried in tuning:
+        for name in metrics.RANKING_METRICS:
+            scores = tried.get("als") or {}
+            rows.append((as_of, run_id, model_version, "validation", "als", json.dumps(tried["params"], sort_keys=True),
+                         name, k, scores.get(name), scores.get("customers")))
+    for model, scores in test.items():
+        params = json.dumps(test.get("_params", {}), sort_keys=True) if model == "als" else "{}"
+        if model.startswith("_"):
+            continue
+        for name in metrics.RANKING_METRICS:
+            rows.append((as_of, run_id, model_version, "test", model, params, name, k, scores.get(name), scores.get("customers")))
+    for name in ("rmse", "mae"):
+        rows.append((as_of, run_id, model_version, "test", "als_explicit", json.dumps(explicit["params"], sort_keys=True),
+                     name, None, explicit.get(name), explicit.get("rows")))
+    return [(*row[:8], None if row[8] is None else float(row[8]), None if row[9] is None else int(row[9])) for row in rows]
+
+
+def comparison(test: dict) -> dict:
+    """ALS NDCG@k against the best baseline: who wins and by how much."""
+    als_ndcg = (test.get("als") or {}).get("ndcg_at_k")
+    ranked = sorted(
+        ((scores.get("ndcg_at_k"), name) for name, scores in test.items() if name in baselines.BASELINES and scores),
+        reverse=True,
+    )
+    if als_ndcg is None or not ranked:
+        return {"als_ndcg": als_ndcg, "best_baseline": None, "margin": None, "als_wins": None}
+    best_ndcg, best = ranked[0]
+    return {
+        "als_ndcg": als_ndcg,
+        "best_baseline": best,
+        "best_baseline_ndcg": best_ndcg,
+        "margin": als_ndcg - best_ndcg,
+        "als_wins": als_ndcg > best_ndcg,
+    }
+
+
+def run(spark: SparkSession, cfg: Config, as_of: date, run_id: str) -> StageResult:
+    """silver.interactions (+ gold.customer_rfm) -> tuned ALS model, ops.models row, gold.model_metrics rows."""
+    rc = cfg.reco
+    spark.sparkContext.setCheckpointDir(lake.checkpoints_dir(cfg))
+    blocks = spark.sparkContext.defaultParallelism
+    input_versions = {name: lake.version(spark, cfg, name) for name in INPUTS}
+    if input_versions["silver.interactions"] is None:
+        raise TrainingError(
+            f"silver.interactions does not exist at {lake.table_path(cfg, 'silver.interactions')}; run the silver stage first"
+        )
+    interactions = (
+        lake.read(spark, cfg, "silver.interactions", version=input_versions["silver.interactions"])
+        .select("customer_key", "sku", "event_type", "event_ts", "quantity", "rating")
+        .cache()
+    )
+    window = features.windows(as_of, rc.test_days, rc.validation_days)
+    last_training_day = (window.test_start - timedelta(days=1)).date()
+    snapshot = latest_snapshot(spark, cfg, last_training_day)
+    segments = (
+        segments_at(lake.read(spark, cfg, "gold.customer_rfm", version=input_versions["gold.customer_rfm"]), snapshot).cache()
+        if snapshot
+        else None
+    )
+
+    tuning = [
+        {"params": params, **evaluate_window(interactions, window.validation_start, window.test_start, rc, params, blocks)}
+        for params in grid_combinations(rc.grid)
+    ]
+    scored = [t for t in tuning if t.get("als")]
+    chosen = max(scored, key=lambda t: t["als"]["ndcg_at_k"])["params"] if scored else tuning[0]["params"]
+    test = evaluate_window(interactions, window.test_start, window.end, rc, chosen, blocks, segments, with_baselines=True)
+    explicit = evaluate_explicit(interactions, window.test_start, window.end, rc.seed, blocks)
+
+    final = fit_implicit(interactions, window.end, rc, chosen, blocks)
+    if final.model is None:
+        raise TrainingError(
+            f"no customer has {rc.min_interactions}+ weighted interactions before {window.end:%Y-%m-%d}; "
+            "nothing to train on (check silver.interactions and reco.min_interactions)"
+        )
+    model_version = f"als-{as_of:%Y%m%d}-{run_id}"
+    path = model_dir(cfg, model_version)
+    als.save(final.model, final.customer_ids, final.sku_ids, path)
+    customers, skus = final.customer_ids.count(), final.sku_ids.count()
+    final.release()
+
+    verdict = comparison(test)
+    test_with_params = {**test, "_params": chosen}
+    record = (
+        model_version,
+        datetime.now(timezone.utc).replace(tzinfo=None),
+        as_of,
+        run_id,
+        path,
+        json.dumps({**chosen, "implicit": True, "seed": rc.seed, "min_interactions": rc.min_interactions}, sort_keys=True),
+        json.dumps({"als": test.get("als"), "als_explicit": explicit, "vs_best_baseline": verdict}, sort_keys=True),
+        json.dumps({name: test.get(name) for name in baselines.BASELINES}, sort_keys=True),
+        json.dumps({"chosen": chosen, "by": "validation ndcg_at_k", "tried": tuning}, sort_keys=True),
+        json.dumps(input_versions, sort_keys=True),
+        o2o.__version__,
+        customers,
+        skus,
+    )
+    rows = metric_rows(as_of, run_id, model_version, rc.k, tuning, test_with_params, explicit)
+    lake.ensure_table(spark, cfg, MODELS_TABLE, RECO[MODELS_TABLE])
+    lake.ensure_table(spark, cfg, METRICS_TABLE, RECO[METRICS_TABLE], partition_by=("as_of",))
+    lake.append_once(spark.createDataFrame([record], RECO[MODELS_TABLE]), cfg, MODELS_TABLE, f"o2o.reco.train.{run_id}", 0)
+    lake.append_once(spark.createDataFrame(rows, RECO[METRICS_TABLE]), cfg, METRICS_TABLE, f"o2o.reco.train.{run_id}", 0)
+    interactions.unpersist()
+    if segments is not None:
+        segments.unpersist()
+
+    table = report(test, explicit, verdict, rc.k)
+    print(table)
+    return StageResult(
+        stage=STAGE,
+        input_versions=input_versions,
+        output_versions={name: lake.version(spark, cfg, name) for name in (MODELS_TABLE, METRICS_TABLE)},
+        rows_in=customers,
+        rows_out=1,
+        details={
+            "model_version": model_version,
+            "params": chosen,
+            "segments_as_of": snapshot,
+            "test": test,
+            "explicit": explicit,
+            "vs_best_baseline": verdict,
+            "table": table,
+        },
+    )
+
+
+def report(test: dict, explicit: dict, verdict: dict, k: int) -> str:
+    """The metrics table printed by the training job: ALS and baselines at k, explicit errors, the verdict."""
+    rows = [{"model": name, **scores} for name, scores in test.items() if scores and not name.startswith("_")]
+    header = f"ranking metrics at k={k} on the test window (customers who bought in it and are known in training)"
+    lines = [header, metrics.format_table(rows, TABLE_COLUMNS)]
+    if explicit.get("rmse") is not None:
+        lines.append(f"explicit ALS on review ratings: RMSE {explicit['rmse']:.4f}  MAE {explicit['mae']:.4f}  ({explicit['rows']} ratings)")
+    if verdict.get("als_wins") is True:
+        lines.append(f"ALS beats the best baseline ({verdict['best_baseline']}) on NDCG@{k} by {verdict['margin']:.4f}")
+    elif verdict.get("als_wins") is False:
+        lines.append(
+            f"ALS does NOT beat the best baseline ({verdict['best_baseline']}) on NDCG@{k}: short by {-verdict['margin']:.4f}"
+        )
+    return "\n".join(lines)

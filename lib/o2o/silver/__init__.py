@@ -1,0 +1,1 @@
+"""Silver: bronze feeds conformed into customers, identities, products, orders, order lines, interactions."""

@@ -1,0 +1,58 @@
+"""PII handling: canonical phone and email, salted SHA-256 hashes; raw values never leave bronze."""
+
+from __future__ import annotations
+
+import os
+
+import pyspark.sql.functions as F
+from pyspark.sql import Column
+
+from o2o.config import Config
+
+DEV_SALT = "o2o-dev-only-salt-NOT-FOR-PRODUCTION"
+
+
+class MissingSalt(RuntimeError):
+    """No PII salt in the environment where one is required."""
+
+
+def pii_salt(cfg: Config) -> str:
+    """The salt from the environment; the named dev salt only where the env allows it (local)."""
+    salt = os.environ.get(cfg.silver.pii_salt_env, "")
+    if salt:
+        return salt
+    if cfg.silver.dev_salt_allowed:
+        return DEV_SALT
+    raise MissingSalt(
+        f"environment variable {cfg.silver.pii_salt_env} is not set; env '{cfg.env}' needs a secret salt "
+        f"to hash phone numbers and emails (set it from your secret store, e.g. export {cfg.silver.pii_salt_env}=...)"
+    )
+
+
+def canonical_phone(phone: Column, default_country_code: str) -> Column:
+    """E.164 form (+<country><number>) of a phone typed in any common way; null when too short to be one.
+
+    '138-1234-5678', '(+86) 138 1234 5678', '0086 13812345678' and '8613812345678' all become '+8613812345678'.
+    """
+    kept = F.regexp_replace(F.trim(phone), r"[^0-9+]", "")
+    digits = F.regexp_replace(kept, r"\+", "")
+    cc = default_country_code
+    e164 = (
+        F.when(kept.startswith("+"), F.concat(F.lit("+"), digits))
+        .when(digits.startswith("00"), F.concat(F.lit("+"), F.substring(digits, 3, 100)))
+        .when(digits.startswith(cc) & (F.length(digits) == len(cc) + 11), F.concat(F.lit("+"), digits))
+        .when(digits.startswith("0"), F.concat(F.lit(f"+{cc}"), F.substring(digits, 2, 100)))
+        .otherwise(F.concat(F.lit(f"+{cc}"), digits))
+    )
+    return F.when(F.length(digits) >= 7, e164)
+
+
+def canonical_email(email: Column) -> Column:
+    """Trimmed lower-case email; null unless it looks like local@domain.tld."""
+    cleaned = F.lower(F.trim(email))
+    return F.when(cleaned.rlike(r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), cleaned)
+
+
+def salted_hash(value: Column, salt: str) -> Column:
+    """Hex SHA-256 of salt|value; null stays null."""
+    return F.when(value.isNotNull(), F.sha2(F.concat(F.lit(salt), F.lit("|"), value), 256))

@@ -1,0 +1,283 @@
+"""Silver stage: the bronze versions not yet processed -> triage, identity, conform -> gated MERGEs -> watermark last."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+
+import pyspark.sql.functions as F
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
+
+from o2o import lake, quality
+from o2o.config import Config
+from o2o.contracts import CORRUPT, FEEDS, SILVER, SILVER_KEYS, bronze_schema, bronze_table
+from o2o.runs import StageResult
+from o2o.silver import identity
+from o2o.silver.interactions import (
+    INTERACTION_KEY,
+    conform_interactions,
+    triage_app_clickstream,
+    triage_mini_program_clickstream,
+    triage_reviews,
+)
+from o2o.silver.orders import conform_orders, remap_customer_keys, touched_order_ids, triage_online_orders, triage_pos_sales
+from o2o.silver.pii import pii_salt
+from o2o.silver.products import conform_products, triage_catalogue
+from o2o.silver.quarantine import (
+    apply_late_fates,
+    landing_columns,
+    outcome_counts,
+    quarantine_rows,
+    reconciliation,
+    triage_crm_members,
+)
+
+WATERMARKS = "ops.silver_watermarks"
+WATERMARK_SCHEMA = StructType(
+    [
+        StructField("feed", StringType(), False),
+        StructField("bronze_version", LongType(), False),
+        StructField("run_id", StringType(), True),
+        StructField("processed_at", TimestampType(), True),
+    ]
+)
+IDENTITY_FEEDS = ("online_orders", "app_clickstream", "mini_program_clickstream", "pos_sales", "crm_members", "reviews")
+WRITE_ORDER = ("quarantine", "products", "orders", "order_lines", "interactions")
+IDENTITY_TABLES = ("identity_edges", "customer_merges", "customers", "customer_identity")
+
+
+def latest_event_ts(as_of: date) -> datetime:
+    """The latest plausible event time for a run as of `as_of`: the end of that day in every time zone (UTC-12)."""
+    return datetime.combine(as_of + timedelta(days=1), time(12, 0))
+
+
+def watermarks(spark: SparkSession, cfg: Config) -> dict[str, int]:
+    """feed -> last bronze version silver has fully processed (one row per feed; bounded)."""
+    if not lake.exists(spark, cfg, WATERMARKS):
+        return {}
+    return {row["feed"]: row["bronze_version"] for row in lake.read(spark, cfg, WATERMARKS).collect()}
+
+
+def _increment(spark: SparkSession, cfg: Config, feed: str, after: int | None, up_to: int | None) -> DataFrame:
+    if up_to is None or after == up_to:
+        return spark.createDataFrame([], bronze_schema(feed))
+    return lake.read_changes(spark, cfg, bronze_table(feed), after, up_to).select(*bronze_schema(feed).fieldNames())
+
+
+def _existing(spark: SparkSession, cfg: Config, table: str) -> DataFrame | None:
+    name = f"silver.{table}"
+    return lake.read(spark, cfg, name) if lake.exists(spark, cfg, name) else None
+
+
+def _delete_keys(spark: SparkSession, cfg: Config, table: str, keys: DataFrame) -> None:
+    """Delete the rows of silver.<table> whose customer_key is in `keys` (a MERGE ... WHEN MATCHED DELETE)."""
+    if keys.isEmpty():
+        return
+    (
+        DeltaTable.forPath(spark, lake.table_path(cfg, f"silver.{table}"))
+        .alias("t")
+        .merge(keys.select("customer_key").distinct().alias("s"), "t.customer_key = s.customer_key")
+        .whenMatchedDelete()
+        .execute()
+    )
+
+
+def run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tuple[str, ...] = ()) -> StageResult:
+    """bronze.<feed> increments -> silver customers, identities, products, orders, order lines, interactions, quarantine."""
+    result = StageResult(stage="silver")
+    done = watermarks(spark, cfg)
+    current = {feed: lake.version(spark, cfg, bronze_table(feed)) for feed in FEEDS}
+    result.input_versions = {bronze_table(feed): version for feed, version in current.items()}
+    pending = {feed: version for feed, version in current.items() if version is not None and version != done.get(feed)}
+    if not pending:
+        result.details = {"nothing_new": True}
+        result.output_versions = {f"silver.{t}": lake.version(spark, cfg, f"silver.{t}") for t in SILVER}
+        return result
+
+    salt = pii_salt(cfg)
+    country_code = cfg.silver.default_country_code
+    store_timezones = cfg.store_timezones()
+    latest_ts = latest_event_ts(as_of)
+    run_ts = datetime.now(timezone.utc).replace(tzinfo=None)
+    increments = {feed: _increment(spark, cfg, feed, done.get(feed), current[feed]) for feed in FEEDS}
+
+    # Each feed's increment is read once and triaged once; the triaged rows feed identity, conform,
+    # quarantine and the counts, so they are cached (and unpersisted at the end).
+    triage = {
+        "online_orders": lambda df: triage_online_orders(df, sorted(store_timezones), latest_ts),
+        "pos_sales": lambda df: triage_pos_sales(df, store_timezones, latest_ts),
+        "app_clickstream": lambda df: triage_app_clickstream(df, latest_ts),
+        "mini_program_clickstream": lambda df: triage_mini_program_clickstream(df, latest_ts),
+        "reviews": lambda df: triage_reviews(df, latest_ts),
+        "crm_members": triage_crm_members,
+        "product_catalogue": triage_catalogue,
+    }
+    triaged = {feed: triage[feed](increments[feed]).cache() for feed in FEEDS}
+    cached = list(triaged.values())
+    try:
+        # Identity: persons from every identity the increment shows (quarantined rows excluded).
+        observations, links = identity.identity_observations(
+            {
+                feed: triaged[feed].where(F.col("_reason").isNull()).select(*landing_columns(feed), CORRUPT)
+                for feed in IDENTITY_FEEDS
+            },
+            salt,
+            country_code,
+            store_timezones,
+        )
+        resolved = identity.resolve_identities(
+            observations,
+            links,
+            _existing(spark, cfg, "customer_identity"),
+            _existing(spark, cfg, "identity_edges"),
+            run_id,
+            run_ts,
+            cfg.silver.max_identity_iterations,
+        )
+        merges = resolved.merges.cache()
+        lookup = resolved.assignments.cache()
+        cached += [merges, lookup]
+        customers = identity.golden_customers(
+            lookup, observations, _existing(spark, cfg, "customers"), merges, run_id
+        ).cache()
+        cached.append(customers)
+
+        # Orders: combined with the silver rows of the orders this increment touches (newer wins by event time).
+        existing_orders = _existing(spark, cfg, "orders")
+        if existing_orders is None:
+            existing_orders = spark.createDataFrame([], SILVER["orders"])
+        existing_orders = existing_orders.join(
+            touched_order_ids(triaged["online_orders"], triaged["pos_sales"]), "order_id", "left_semi"
+        )
+        conformed = conform_orders(
+            triaged["online_orders"], triaged["pos_sales"], lookup, existing_orders, salt, country_code, run_id
+        )
+        orders = remap_customer_keys(conformed.orders, merges).cache()
+        order_lines = conformed.order_lines.cache()
+        cached += [orders, order_lines]
+        triaged["online_orders"] = apply_late_fates(triaged["online_orders"], conformed.superseded)
+
+        events = conform_interactions(
+            triaged["app_clickstream"],
+            triaged["mini_program_clickstream"],
+            triaged["reviews"],
+            orders,
+            order_lines,
+            lookup,
+            run_id,
+        )
+        interactions = events.interactions.cache()
+        cached.append(interactions)
+        for feed, fates in events.fates.items():
+            triaged[feed] = apply_late_fates(triaged[feed], fates)
+
+        seen_skus = order_lines.select("sku").unionByName(interactions.select("sku")).distinct()
+        known_skus = _existing(spark, cfg, "products")
+        known_skus = (
+            known_skus.where("is_known").select("sku").join(seen_skus, "sku", "left_semi")
+            if known_skus is not None
+            else spark.createDataFrame([], "sku string")
+        )
+        products = conform_products(triaged["product_catalogue"], seen_skus, known_skus, run_id)
+
+        quarantine = None
+        for feed in FEEDS:
+            rows = quarantine_rows(triaged[feed], feed, run_id, run_ts)
+            quarantine = rows if quarantine is None else quarantine.unionByName(rows)
+        quarantine = quarantine.cache()
+        cached.append(quarantine)
+
+        # Reconciliation: feed x outcome x category, a few dozen rows at most (bounded collect).
+        counts = None
+        for feed in FEEDS:
+            part = outcome_counts(triaged[feed], feed)
+            counts = part if counts is None else counts.unionByName(part)
+        count_rows = counts.collect()
+        bronze_rows = {feed: sum(r["rows"] for r in count_rows if r["feed"] == feed) for feed in FEEDS}
+        report = reconciliation(count_rows, bronze_rows)
+        anonymous_orders = orders.where(F.col("customer_key").isNull()).count()
+        anonymous_lines = events.anonymous_purchase_lines.count()
+
+        # Writes: gate each table's new rows, then MERGE on business keys.
+        outputs = {
+            "quarantine": quarantine,
+            "products": products,
+            "orders": orders,
+            "order_lines": order_lines,
+            "interactions": interactions,
+        }
+        related = {"silver.orders": orders, "silver.order_lines": order_lines}
+        for table in WRITE_ORDER:
+            name = f"silver.{table}"
+            quality.gate(
+                spark, cfg, name, outputs[table], run_id=run_id, stage="silver", as_of=as_of, related=related, accept=accept
+            )
+            lake.ensure_table(spark, cfg, name, SILVER[table], change_feed=True)
+            # Orders need no newer_wins_by here: conform_orders already combined each order with its silver
+            # row by event time, and a pick-up may change fulfilment/store without a newer updated_ts.
+            changed = ("reason", "detail", "source_file", "raw_payload") if table == "quarantine" else None
+            lake.merge_upsert(outputs[table], cfg, name, SILVER_KEYS[table], update_when_changed=changed)
+
+        _apply_merges(spark, cfg, merges)
+
+        # Identity tables last, customer_identity the very last: until it is written a rerun resolves the
+        # same merges again, so a run killed in between converges.
+        for table, rows in (("customers", customers), ("customer_identity", resolved.identity)):
+            quality.gate(spark, cfg, f"silver.{table}", rows, run_id=run_id, stage="silver", as_of=as_of, accept=accept)
+        for table in IDENTITY_TABLES:
+            lake.ensure_table(spark, cfg, f"silver.{table}", SILVER[table], change_feed=True)
+        lake.merge_upsert(resolved.edges, cfg, "silver.identity_edges", SILVER_KEYS["identity_edges"])
+        lake.merge_upsert(merges, cfg, "silver.customer_merges", SILVER_KEYS["customer_merges"], update_when_changed=("surviving_key",))
+        lake.merge_upsert(customers, cfg, "silver.customers", SILVER_KEYS["customers"])
+        _delete_keys(spark, cfg, "customers", identity.retired_customer_keys(merges))
+        lake.merge_upsert(resolved.identity, cfg, "silver.customer_identity", SILVER_KEYS["customer_identity"])
+
+        # The watermark is written last: a run killed before this line reprocesses the same increment.
+        lake.ensure_table(spark, cfg, WATERMARKS, WATERMARK_SCHEMA)
+        marks = spark.createDataFrame(
+            [(feed, version, run_id, run_ts) for feed, version in sorted(pending.items())], WATERMARK_SCHEMA
+        )
+        lake.merge_upsert(marks, cfg, WATERMARKS, ("feed",), update_when_changed=("bronze_version",))
+
+        result.rows_in = sum(entry["bronze_rows"] for entry in report.values())
+        result.rows_out = sum(entry["silver_rows"] for entry in report.values())
+        result.rows_rejected = sum(sum(entry["quarantined"].values()) for entry in report.values())
+        result.details = {
+            "reconciliation": report,
+            "bronze_versions_processed": {feed: [done.get(feed), version] for feed, version in pending.items()},
+            "anonymous_orders": anonymous_orders,
+            "anonymous_purchase_lines": anonymous_lines,
+            "identity_iterations": resolved.iterations,
+        }
+        result.output_versions = {f"silver.{t}": lake.version(spark, cfg, f"silver.{t}") for t in SILVER}
+        result.output_versions[WATERMARKS] = lake.version(spark, cfg, WATERMARKS)
+        if not all(entry["balanced"] for entry in report.values()):
+            raise RuntimeError(f"silver reconciliation does not add up (bronze = silver + quarantine + duplicates): {report}")
+        return result
+    finally:
+        for frame in cached:
+            frame.unpersist()
+
+
+def _apply_merges(spark: SparkSession, cfg: Config, merges: DataFrame) -> None:
+    """Re-point orders and interactions of persons merged away this run to the surviving customer key."""
+    if merges.isEmpty():
+        return
+    merged_keys = merges.select(F.col("merged_key").alias("customer_key"))
+    if lake.exists(spark, cfg, "silver.orders"):
+        moved = remap_customer_keys(
+            lake.read(spark, cfg, "silver.orders").join(merged_keys, "customer_key", "left_semi"), merges
+        )
+        lake.merge_upsert(moved, cfg, "silver.orders", SILVER_KEYS["orders"], update_when_changed=("customer_key",))
+    if lake.exists(spark, cfg, "silver.interactions"):
+        # Insert under the surviving key first, then delete the old rows: a kill in between leaves both,
+        # and the rerun (same merges, as customer_identity is not yet re-pointed) finishes the move.
+        moved = (
+            remap_customer_keys(
+                lake.read(spark, cfg, "silver.interactions").join(merged_keys, "customer_key", "left_semi"), merges
+            )
+            .dropDuplicates(INTERACTION_KEY)
+        )
+        lake.merge_upsert(moved, cfg, "silver.interactions", SILVER_KEYS["interactions"])
+        _delete_keys(spark, cfg, "interactions", merged_keys)

@@ -1,0 +1,1 @@
+"""Landing-data producers: the synthetic channel-feed generator and adapters for real public data sets."""

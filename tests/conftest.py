@@ -1,0 +1,61 @@
+"""Shared fixtures: one Delta-enabled local[2] session for the whole run, a fresh lake per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from o2o.config import Config, load_config
+from o2o.spark import get_spark
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("O2O_DATA_DIR", PROJECT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def base_cfg() -> Config:
+    """The local config with a small Spark: local[2], UI off, two shuffle partitions."""
+    return load_config(
+        "local",
+        conf_dir=PROJECT / "conf",
+        overrides={"spark": {"master": "local[2]", "shuffle_partitions": 2, "ui_enabled": False}},
+    )
+
+
+@pytest.fixture(scope="session")
+def spark(base_cfg):
+    session = get_spark(base_cfg)
+    yield session
+    session.stop()
+
+
+@pytest.fixture()
+def cfg(base_cfg, tmp_path) -> Config:
+    """The local config pointed at a lake and landing folder of this test's own."""
+    return base_cfg.replace(
+        lake={"root": str(tmp_path / "lake"), "landing": str(tmp_path / "landing"), "reports": "", "checkpoints": ""}
+    )
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real public data sets (../shared/data or $O2O_DATA_DIR)."""
+    return _data_dir()
+
+
+def require_data(path: Path) -> Path:
+    """The path of a real data file; in CI a missing file fails, elsewhere the test is reported as not run."""
+    if path.exists():
+        return path
+    message = (
+        f"real data not found at {path}; set O2O_DATA_DIR to the folder holding the public data sets "
+        "(see README: Online Retail II from the UCI repository, MovieLens 100K from GroupLens)"
+    )
+    if os.environ.get("CI") or os.environ.get("O2O_REQUIRE_DATA"):
+        pytest.fail(message)
+    pytest.skip(message)

@@ -1,0 +1,53 @@
+"""The session maker: clear errors without Java, adoption of an active session with Delta."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from o2o.spark import EnvironmentProblem, ensure_java, get_spark
+
+
+def test_missing_java_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-java-here"))
+
+    with pytest.raises(EnvironmentProblem, match=r"Java not found.*Java 17.*openjdk-17"):
+        ensure_java()
+
+
+def test_old_java_is_refused(monkeypatch, tmp_path):
+    fake_home = tmp_path / "jdk11"
+    (fake_home / "bin").mkdir(parents=True)
+    fake_java = fake_home / "bin" / "java"
+    fake_java.write_text('#!/bin/sh\necho \'openjdk version "11.0.21" 2023-10-17\' >&2\n')
+    fake_java.chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", str(fake_home))
+
+    with pytest.raises(EnvironmentProblem, match=r"Java 11 found.*needs Java 17"):
+        ensure_java()
+
+
+def test_cli_without_java_exits_with_a_clear_message(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "PYSPARK_SUBMIT_ARGS")}
+    env["PATH"] = str(tmp_path)  # no java on it
+    env["O2O__LAKE__ROOT"] = str(tmp_path / "lake")
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "o2o.cli", "run", "bronze", "--as-of", "2026-06-01"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+    assert completed.returncode == 2
+    assert "Java not found" in completed.stderr
+    assert "Java 17" in completed.stderr
+
+
+def test_get_spark_adopts_the_active_session(spark, base_cfg):
+    assert get_spark(base_cfg) is spark
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
