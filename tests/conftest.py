@@ -38,7 +38,12 @@ def spark(base_cfg):
 def cfg(base_cfg, tmp_path) -> Config:
     """The local config pointed at a lake and landing folder of this test's own."""
     return base_cfg.replace(
-        lake={"root": str(tmp_path / "lake"), "landing": str(tmp_path / "landing"), "reports": "", "checkpoints": ""}
+        lake={
+            "root": str(tmp_path / "lake"),
+            "landing": str(tmp_path / "landing"),
+            "reports": "",
+            "checkpoints": "",
+        }
     )
 
 

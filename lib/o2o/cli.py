@@ -11,6 +11,7 @@ from pathlib import Path
 
 from o2o.config import Config, ConfigError, load_config
 from o2o.contracts import FEEDS, SILVER
+from o2o.lake import RetentionTooShort
 from o2o.pipeline import STAGE_NAMES, StageFailed, run_pipeline, run_stage
 from o2o.spark import EnvironmentProblem
 
@@ -23,7 +24,9 @@ def _parse_date(text: str) -> date:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env", default=None, help="config environment: conf/<env>.yaml (default: $O2O_ENV or local)")
+    parser.add_argument(
+        "--env", default=None, help="config environment: conf/<env>.yaml (default: $O2O_ENV or local)"
+    )
     parser.add_argument("--conf-dir", default=None, help="folder holding base.yaml and <env>.yaml")
 
 
@@ -78,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--timestamp", default=None)
     show.add_argument("--limit", type=int, default=20)
 
+    maintain = commands.add_parser(
+        "maintain", help="OPTIMIZE (Z-ORDER where configured) and VACUUM every table"
+    )
+    _common(maintain)
+    maintain.add_argument(
+        "--retention-hours", type=int, default=None, help="default: maintenance.vacuum_retention_hours"
+    )
+    maintain.add_argument("--force", action="store_true", help="allow a retention under 168 hours")
+
     recommend = commands.add_parser("recommend", help="one customer's recommendations")
     _common(recommend)
     recommend.add_argument("customer_key")
@@ -90,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.env, args.conf_dir)
         return COMMANDS[args.command](cfg, args)
-    except (ConfigError, EnvironmentProblem) as exc:
+    except (ConfigError, EnvironmentProblem, RetentionTooShort) as exc:
         print(f"o2o: {exc}", file=sys.stderr)
         return 2
     except StageFailed as exc:
@@ -123,7 +135,9 @@ def cmd_generate(cfg: Config, args: argparse.Namespace) -> int:
 
 def _manifest_line(manifest: dict) -> str:
     feeds = manifest.get("feeds", {})
-    parts = [f"{feed} {sum(f.get('records', 0) for f in info.get('files', [])):,}" for feed, info in feeds.items()]
+    parts = [
+        f"{feed} {sum(f.get('records', 0) for f in info.get('files', [])):,}" for feed, info in feeds.items()
+    ]
     return ", ".join(parts) or "no feeds"
 
 
@@ -200,14 +214,22 @@ def summary(spark, cfg: Config, as_of: date) -> str:
         lines.append("\nQuarantine by feed and reason")
         # Bounded: one row per (feed, reason).
         for row in (
-            lake.read(spark, cfg, "silver.quarantine").groupBy("feed", "reason").count().orderBy("feed", "reason").collect()
+            lake.read(spark, cfg, "silver.quarantine")
+            .groupBy("feed", "reason")
+            .count()
+            .orderBy("feed", "reason")
+            .collect()
         ):
             lines.append(f"  {row['feed']:<28}{row['reason']:<24}{row['count']:>8,}")
     if lake.exists(spark, cfg, "ops.pipeline_runs"):
         lines.append("\nLast run of each stage")
         runs = lake.read(spark, cfg, "ops.pipeline_runs")
         # Bounded: one row per stage.
-        latest = runs.groupBy("stage").agg({"finished_at": "max"}).withColumnRenamed("max(finished_at)", "finished_at")
+        latest = (
+            runs.groupBy("stage")
+            .agg({"finished_at": "max"})
+            .withColumnRenamed("max(finished_at)", "finished_at")
+        )
         for row in runs.join(latest, ["stage", "finished_at"]).orderBy("finished_at").collect():
             lines.append(
                 f"  {row['stage']:<10}{row['status']:<10}{row['duration_s']:>7.1f}s  in {row['rows_in']:>10,}  "
@@ -256,7 +278,9 @@ def cmd_show(cfg: Config, args: argparse.Namespace) -> int:
     from o2o import lake
 
     spark = _spark(cfg)
-    lake.read(spark, cfg, args.table, version=args.version, timestamp=args.timestamp).show(args.limit, truncate=40)
+    lake.read(spark, cfg, args.table, version=args.version, timestamp=args.timestamp).show(
+        args.limit, truncate=40
+    )
     return 0
 
 
@@ -279,7 +303,31 @@ def cmd_recommend(cfg: Config, args: argparse.Namespace) -> int:
         return 1
     print(f"{'rank':>4}  {'sku':<14}{'score':>9}  reason            model")
     for row in rows:
-        print(f"{row['rank']:>4}  {row['sku']:<14}{row['score']:>9.4f}  {row['reason']:<18}{row['model_version']}")
+        print(
+            f"{row['rank']:>4}  {row['sku']:<14}{row['score']:>9.4f}  {row['reason']:<18}{row['model_version']}"
+        )
+    return 0
+
+
+def cmd_maintain(cfg: Config, args: argparse.Namespace) -> int:
+    from o2o import lake
+
+    retention = (
+        args.retention_hours if args.retention_hours is not None else cfg.maintenance.vacuum_retention_hours
+    )
+    if retention < 168 and not args.force:
+        raise lake.RetentionTooShort(
+            f"retention {retention}h is under 7 days; pass --force to VACUUM anyway (time travel ends there)"
+        )
+    spark = _spark(cfg)
+    for table, *_ in table_status(spark, cfg):
+        zorder = tuple(cfg.maintenance.zorder.get(table, ()))
+        metrics = lake.optimize(spark, cfg, table, zorder)
+        lake.vacuum(spark, cfg, table, retention, force=args.force)
+        print(
+            f"{table:<34} optimized{' (z-order ' + ', '.join(zorder) + ')' if zorder else '':<28} "
+            f"files +{metrics['numFilesAdded']} -{metrics['numFilesRemoved']}; vacuumed (retention {retention}h)"
+        )
     return 0
 
 
@@ -292,6 +340,7 @@ COMMANDS = {
     "history": cmd_history,
     "show": cmd_show,
     "recommend": cmd_recommend,
+    "maintain": cmd_maintain,
 }
 
 

@@ -106,14 +106,24 @@ class RecoConfig:
     top_n: int = 10
     k: int = 10
     exclude_purchased: bool = True
-    event_weights: dict = field(default_factory=lambda: {"purchase": 5.0, "cart": 3.0, "favourite": 2.0, "view": 1.0, "review": 4.0})
+    event_weights: dict = field(
+        default_factory=lambda: {"purchase": 5.0, "cart": 3.0, "favourite": 2.0, "view": 1.0, "review": 4.0}
+    )
     recency_half_life_days: float = 30.0
     test_days: int = 14
     validation_days: int = 14
     min_interactions: int = 3
-    grid: dict = field(default_factory=lambda: {"rank": [16], "regParam": [0.05], "alpha": [10.0], "maxIter": [10]})
+    grid: dict = field(
+        default_factory=lambda: {"rank": [16], "regParam": [0.05], "alpha": [10.0], "maxIter": [10]}
+    )
     seed: int = 7
     checkpoint_interval: int = 5
+
+
+@dataclass(frozen=True)
+class MaintenanceConfig:
+    vacuum_retention_hours: int = 168
+    zorder: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -127,6 +137,7 @@ class Config:
     gold: GoldConfig = field(default_factory=GoldConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     reco: RecoConfig = field(default_factory=RecoConfig)
+    maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
 
     def resolve(self, path: str) -> str:
         """A path from the config made absolute against the project root (URIs are kept as they are)."""
@@ -162,14 +173,18 @@ def default_conf_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "conf"
 
 
-def load_config(env: str | None = None, conf_dir: str | Path | None = None, overrides: dict | None = None) -> Config:
+def load_config(
+    env: str | None = None, conf_dir: str | Path | None = None, overrides: dict | None = None
+) -> Config:
     """Load conf/base.yaml, then conf/<env>.yaml, then O2O__SECTION__KEY env vars, then `overrides`."""
     conf_path = Path(conf_dir) if conf_dir else default_conf_dir()
     env = env or os.environ.get("O2O_ENV", "local")
     base_file = conf_path / "base.yaml"
     env_file = conf_path / f"{env}.yaml"
     if not base_file.exists():
-        raise ConfigError(f"{base_file}: base config not found; set O2O_CONF_DIR or run from the project folder")
+        raise ConfigError(
+            f"{base_file}: base config not found; set O2O_CONF_DIR or run from the project folder"
+        )
     if not env_file.exists():
         known = sorted(p.stem for p in conf_path.glob("*.yaml") if p.stem != "base")
         raise ConfigError(f"{env_file}: no config for env '{env}'; known envs: {', '.join(known)}")
@@ -250,7 +265,9 @@ def _build(cls: type, data: Any, sources: dict, path: str) -> Any:
         key = f"{path}.{name}" if path else name
         if name not in data:
             if fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{_origin(sources, path) if path else 'config'}: missing required key '{key}'")
+                raise ConfigError(
+                    f"{_origin(sources, path) if path else 'config'}: missing required key '{key}'"
+                )
             continue
         kwargs[name] = _coerce(hints[name], data[name], sources, key)
     return cls(**kwargs)
@@ -287,7 +304,9 @@ def _coerce(hint: Any, value: Any, sources: dict, key: str) -> Any:
         try:
             return date.fromisoformat(str(value))
         except ValueError as exc:
-            raise ConfigError(f"{_origin(sources, key)}: '{key}' must be a date YYYY-MM-DD, got {value!r}") from exc
+            raise ConfigError(
+                f"{_origin(sources, key)}: '{key}' must be a date YYYY-MM-DD, got {value!r}"
+            ) from exc
     if hint is str:
         if value is None or isinstance(value, (dict, list)):
             raise ConfigError(f"{_origin(sources, key)}: '{key}' must be a text value, got {value!r}")
@@ -314,7 +333,9 @@ def _validate(cfg: Config, sources: dict) -> None:
     seen = set()
     for store in cfg.silver.stores:
         if store.store_id in seen:
-            raise ConfigError(f"{_origin(sources, 'silver.stores')}: store '{store.store_id}' is listed twice")
+            raise ConfigError(
+                f"{_origin(sources, 'silver.stores')}: store '{store.store_id}' is listed twice"
+            )
         seen.add(store.store_id)
         try:
             from zoneinfo import ZoneInfo

@@ -164,7 +164,16 @@ def bronze_table(feed: str) -> str:
 CHANNELS = ("web", "app", "mini_program", "pos")
 ONLINE_CHANNELS = ("web", "app", "mini_program")
 FULFILMENTS = ("delivery", "pick_up_in_store", "in_store")
-ORDER_STATUSES = ("created", "paid", "shipped", "delivered", "ready_for_pickup", "completed", "cancelled", "returned")
+ORDER_STATUSES = (
+    "created",
+    "paid",
+    "shipped",
+    "delivered",
+    "ready_for_pickup",
+    "completed",
+    "cancelled",
+    "returned",
+)
 EVENT_TYPES = ("view", "cart", "favourite", "purchase", "review")
 
 SILVER = {
@@ -240,7 +249,10 @@ SILVER = {
     "identity_edges": _schema(
         ("namespace", StringType()),  # identity namespace, as customer_identity.channel
         ("source_customer_id", StringType()),
-        ("attribute", StringType()),  # member | phone | email | link (a direct id-id link: value = linked identity)
+        (
+            "attribute",
+            StringType(),
+        ),  # member | phone | email | link (a direct id-id link: value = linked identity)
         ("value", StringType()),  # member id, salted phone/email hash, or 'namespace:source_customer_id'
     ),
     "quarantine": _schema(
@@ -286,6 +298,27 @@ OPS = {
         ("rows_rejected", LongType()),
         ("details", StringType()),  # JSON: per-feed counts, reconciliation
         ("error", StringType()),
+    ),
+    # One row per expectation result of every quality gate run (o2o.quality).
+    "dq_results": _schema(
+        ("run_id", StringType()),
+        ("stage", StringType()),
+        ("table_name", StringType()),
+        ("table_version", LongType()),  # current version of the target table when checked; null = new table
+        ("as_of", DateType()),
+        ("expectation", StringType()),  # the check name operators use with --accept-dq-failure
+        ("expectation_type", StringType()),  # the Great Expectations expectation behind it
+        ("column_name", StringType()),
+        ("severity", StringType()),  # critical | warn
+        ("success", BooleanType()),
+        ("observed_value", StringType()),
+        ("threshold", StringType()),
+        ("element_count", LongType()),
+        ("unexpected_count", LongType()),
+        ("unexpected_percent", DoubleType()),
+        ("accepted_by_operator", BooleanType()),
+        ("error", StringType()),
+        ("checked_at", TimestampType()),
     ),
 }
 
@@ -361,7 +394,10 @@ GOLD = {
         ("m_score", IntegerType()),
         ("fm_score", IntegerType()),  # (f_score + m_score + 1) div 2
         ("rfm_cell", StringType()),  # e.g. "545"
-        ("r_high", BooleanType()),  # value model: more recent / more orders / more spend than the population mean
+        (
+            "r_high",
+            BooleanType(),
+        ),  # value model: more recent / more orders / more spend than the population mean
         ("f_high", BooleanType()),
         ("m_high", BooleanType()),
         ("segment", StringType()),  # 11-segment score model
@@ -408,7 +444,10 @@ GOLD = {
         ("new_customers", LongType()),  # first purchase ever was this day in this channel
         ("return_rate", DoubleType()),  # returns / gross sales
         ("pickup_share", DoubleType()),  # pick-up-in-store orders / orders
-        ("omnichannel_customer_share", DoubleType()),  # active customers who bought online and offline by this day
+        (
+            "omnichannel_customer_share",
+            DoubleType(),
+        ),  # active customers who bought online and offline by this day
         ("online_to_offline", LongType()),  # online-first customers buying offline for the first time
         ("offline_to_online", LongType()),  # store-first customers buying online for the first time
     ),

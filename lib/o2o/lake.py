@@ -20,13 +20,19 @@ def table_path(cfg: Config, name: str) -> str:
     """Location of table 'layer.table' under the lake root."""
     layer, _, table = name.partition(".")
     if layer not in LAYERS or not table:
-        raise ValueError(f"table name '{name}' must be '<layer>.<table>' with layer one of {', '.join(LAYERS)}")
+        raise ValueError(
+            f"table name '{name}' must be '<layer>.<table>' with layer one of {', '.join(LAYERS)}"
+        )
     return f"{cfg.resolve(cfg.lake.root).rstrip('/')}/{layer}/{table}"
 
 
 def reports_dir(cfg: Config) -> str:
     """Folder for human-readable output (Data Docs, demo report)."""
-    return cfg.resolve(cfg.lake.reports) if cfg.lake.reports else f"{cfg.resolve(cfg.lake.root).rstrip('/')}/reports"
+    return (
+        cfg.resolve(cfg.lake.reports)
+        if cfg.lake.reports
+        else f"{cfg.resolve(cfg.lake.root).rstrip('/')}/reports"
+    )
 
 
 def checkpoints_dir(cfg: Config) -> str:
@@ -43,7 +49,9 @@ def exists(spark: SparkSession, cfg: Config, name: str) -> bool:
     return DeltaTable.isDeltaTable(spark, table_path(cfg, name))
 
 
-def read(spark: SparkSession, cfg: Config, name: str, version: int | None = None, timestamp: str | None = None) -> DataFrame:
+def read(
+    spark: SparkSession, cfg: Config, name: str, version: int | None = None, timestamp: str | None = None
+) -> DataFrame:
     """The table, or the table as of a version or timestamp (time travel)."""
     reader = spark.read.format("delta")
     if version is not None:
@@ -53,7 +61,9 @@ def read(spark: SparkSession, cfg: Config, name: str, version: int | None = None
     return reader.load(table_path(cfg, name))
 
 
-def read_changes(spark: SparkSession, cfg: Config, name: str, after_version: int | None, up_to_version: int) -> DataFrame:
+def read_changes(
+    spark: SparkSession, cfg: Config, name: str, after_version: int | None, up_to_version: int
+) -> DataFrame:
     """Rows inserted after `after_version` up to `up_to_version` (change data feed; all rows when None)."""
     if after_version is None:
         return read(spark, cfg, name, version=up_to_version)
@@ -146,7 +156,12 @@ def merge_upsert(
     condition = " AND ".join(f"({c})" for c in conditions) or None
     # Keep only rows that insert or really update: Delta rewrites every file a MERGE touches even when
     # the update condition is false, so a rerun of the same data must not reach MERGE at all.
-    existing = target.toDF().select(*[F.col(c) for c in {*keys, *(update_when_changed or ()), *([newer_wins_by] if newer_wins_by else [])}])
+    existing = target.toDF().select(
+        *[
+            F.col(c)
+            for c in {*keys, *(update_when_changed or ()), *([newer_wins_by] if newer_wins_by else [])}
+        ]
+    )
     join_on = [F.col(f"s.{k}").eqNullSafe(F.col(f"t.{k}")) for k in keys]
     effective = (
         df.alias("s")
@@ -182,3 +197,29 @@ def replace_snapshot(df: DataFrame, cfg: Config, name: str, as_of: date) -> None
 def overwrite(df: DataFrame, cfg: Config, name: str) -> None:
     """Replace the whole table in one commit (small derived tables)."""
     df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(table_path(cfg, name))
+
+
+class RetentionTooShort(ValueError):
+    """VACUUM asked to drop history younger than 7 days without --force."""
+
+
+def optimize(spark: SparkSession, cfg: Config, name: str, zorder_by: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Compact small files, clustering by `zorder_by` when given; returns Delta's metrics."""
+    table = DeltaTable.forPath(spark, table_path(cfg, name)).optimize()
+    result = table.executeZOrderBy(*zorder_by) if zorder_by else table.executeCompaction()
+    return result.select("metrics.numFilesAdded", "metrics.numFilesRemoved").head().asDict()
+
+
+def vacuum(spark: SparkSession, cfg: Config, name: str, retention_hours: int, force: bool = False) -> None:
+    """Delete files no longer referenced by versions newer than `retention_hours` (time travel ends there)."""
+    if retention_hours < 168 and not force:
+        raise RetentionTooShort(
+            f"VACUUM of {name} with {retention_hours}h retention would break time travel and readers older "
+            "than that; use at least 168 hours (maintenance.vacuum_retention_hours) or pass --force"
+        )
+    if retention_hours < 168:
+        spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+    try:
+        DeltaTable.forPath(spark, table_path(cfg, name)).vacuum(retention_hours)
+    finally:
+        spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")

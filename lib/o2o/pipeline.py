@@ -137,7 +137,6 @@ def run_pipeline(
             detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
             skipped = [s for s in stages if s not in results and s != name]
             raise StageFailed(
-                f"stage '{name}' failed: {detail}"
-                + (f"; not run: {', '.join(skipped)}" if skipped else "")
+                f"stage '{name}' failed: {detail}" + (f"; not run: {', '.join(skipped)}" if skipped else "")
             ) from exc
     return results

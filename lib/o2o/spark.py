@@ -33,14 +33,18 @@ def java_major_version() -> int:
     )
     if not java or not Path(java).exists():
         where = f"JAVA_HOME={java_home}" if java_home else "PATH"
-        raise EnvironmentProblem(f"Java not found ({where}). o2o-lakehouse runs Spark, which needs Java {MIN_JAVA}. {install_hint}")
+        raise EnvironmentProblem(
+            f"Java not found ({where}). o2o-lakehouse runs Spark, which needs Java {MIN_JAVA}. {install_hint}"
+        )
     try:
         output = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
     except OSError as exc:
         raise EnvironmentProblem(f"Could not run {java}: {exc}. {install_hint}") from exc
     match = re.search(r'version "(\d+)(?:\.(\d+))?', output)
     if not match:
-        raise EnvironmentProblem(f"Could not read the Java version from `{java} -version`: {output.strip()!r}. {install_hint}")
+        raise EnvironmentProblem(
+            f"Could not read the Java version from `{java} -version`: {output.strip()!r}. {install_hint}"
+        )
     major = int(match.group(1))
     if major == 1:  # "1.8.0_392" style
         major = int(match.group(2) or 0)

@@ -65,7 +65,10 @@ def test_counts_malformed_and_extra_columns_are_kept(spark, cfg):
 
     orders = lake.read(spark, cfg, "bronze.online_orders")
     assert orders.count() == 4
-    assert orders.where(F.col("_corrupt_record").isNotNull()).select("_raw").head()[0] == '{"order_id": "W3", "items": ['
+    assert (
+        orders.where(F.col("_corrupt_record").isNotNull()).select("_raw").head()[0]
+        == '{"order_id": "W3", "items": ['
+    )
     assert orders.where("order_id = 'W2'").select(F.col("items")[0]["quantity"]).head()[0] == 2
     assert orders.where("order_id = 'W1'").select("_channel", "_run_id").head() == ("web", "run-1")
 
@@ -101,7 +104,9 @@ def test_same_batch_planned_twice_lands_once(spark, cfg):
     """Two overlapping runs planned on the same table version: Delta's txn id applies the batch once."""
     landing = _landing(cfg)
     _write(landing / "online_orders/2026-06-01/a.jsonl", _order("W1") + "\n")
-    lake.ensure_table(spark, cfg, "bronze.online_orders", ingest.bronze_schema("online_orders"), change_feed=True)
+    lake.ensure_table(
+        spark, cfg, "bronze.online_orders", ingest.bronze_schema("online_orders"), change_feed=True
+    )
     planned_on = lake.version(spark, cfg, "bronze.online_orders")
     batch = ingest.with_lineage(
         ingest.read_json_feed(spark, "online_orders", [str(landing / "online_orders/2026-06-01/a.jsonl")]),

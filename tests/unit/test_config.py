@@ -87,7 +87,9 @@ def test_wrong_type_and_unknown_timezone_are_named(conf_dir):
     with pytest.raises(ConfigError, match=r"generator\.customers.*must be a number"):
         load_config("local", conf_dir=conf_dir)
 
-    (conf_dir / "local.yaml").write_text("silver:\n  stores:\n    - {store_id: X1, city: Nowhere, timezone: Mars/Base}\n")
+    (conf_dir / "local.yaml").write_text(
+        "silver:\n  stores:\n    - {store_id: X1, city: Nowhere, timezone: Mars/Base}\n"
+    )
     with pytest.raises(ConfigError, match=r"X1.*Mars/Base"):
         load_config("local", conf_dir=conf_dir)
 

@@ -33,7 +33,9 @@ def small_cfg(base_cfg):
         late_by_days=2,
         extra_column_from_day=3,
     )
-    return base_cfg.replace(generator={"customers": 300, "days": DAYS, "faults": faults, "campaign": CAMPAIGN})
+    return base_cfg.replace(
+        generator={"customers": 300, "days": DAYS, "faults": faults, "campaign": CAMPAIGN}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +52,16 @@ def manifest(landing) -> dict:
 
 def _hashes(folder: Path) -> dict[str, str]:
     return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
     }
 
 
 def _data_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.relative_to(folder).parts[0].startswith("_"))
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and not p.relative_to(folder).parts[0].startswith("_")
+    )
 
 
 def _read_json_file(path: Path) -> tuple[list[dict], list[int]]:
@@ -161,7 +167,9 @@ def test_manifest_lists_every_file_with_its_line_and_malformed_counts(landing, m
 
 
 def test_every_shape_matches_the_landing_contract(landing, small_cfg):
-    extra_from = small_cfg.generator.start_date + timedelta(days=small_cfg.generator.faults.extra_column_from_day)
+    extra_from = small_cfg.generator.start_date + timedelta(
+        days=small_cfg.generator.faults.extra_column_from_day
+    )
     for path in _data_files(landing):
         feed = _feed_of(landing, path)
         names = [f.name for f in LANDING[feed].fields]
@@ -172,7 +180,9 @@ def test_every_shape_matches_the_landing_contract(landing, small_cfg):
         else:
             header, rows, _ = _read_csv_file(path)
             business = date.fromisoformat(re.search(r"(\d{4}-\d{2}-\d{2})", path.name).group(1))
-            expected = names + (["wechat_unionid"] if feed in ("pos_sales", "crm_members") and business >= extra_from else [])
+            expected = names + (
+                ["wechat_unionid"] if feed in ("pos_sales", "crm_members") and business >= extra_from else []
+            )
             assert header == expected, path
     app, _ = _read_json_file(next(landing.glob("app_clickstream/*/*.jsonl")))
     assert all(r["event_ts"].endswith("Z") and r["event_type"] in ("view", "cart", "favourite") for r in app)
@@ -207,7 +217,11 @@ def test_order_counts_in_the_manifest_match_the_files(landing, manifest):
     online_ids = set(online["order_id"])
     bopis = online_ids & set(pickups["online_order_id"])
     refs = np.where(pos["online_order_id"] != "", pos["online_order_id"], pos_key)
-    online_lines = {(o, i) for o, items in zip(online["order_id"], online["items"], strict=True) for i in range(1, len(items) + 1)}
+    online_lines = {
+        (o, i)
+        for o, items in zip(online["order_id"], online["items"], strict=True)
+        for i in range(1, len(items) + 1)
+    }
     pos_lines = set(zip(refs, pos["line_no"].astype(int), strict=True))
     orders = manifest["orders"]
     assert orders["online_orders"] == len(online_ids)
@@ -224,6 +238,7 @@ def test_pickup_orders_appear_in_both_feeds_with_the_same_lines(landing):
     pos = _pos_rows(landing)
     pos = pos[(pos["online_order_id"] != "") & (pos["receipt_no"] != "")]
     assert len(pos) > 0
+    completed = compared = 0
     for order_id, lines in pos.groupby("online_order_id"):
         records = online[online["order_id"] == order_id]
         if records.empty:
@@ -237,13 +252,24 @@ def test_pickup_orders_appear_in_both_feeds_with_the_same_lines(landing):
                 int(row.quantity),
                 abs(float(row.unit_price)),
             )
-        assert "completed" in set(records["status"]) or records["_file"].str.contains("late").any() or True
+        completed += "completed" in set(records["status"])
+        compared += 1
+    # the completed record can fall after the last generated day (a London evening is the next day in Shanghai)
+    assert compared > 0 and completed / compared > 0.8
 
 
 def test_status_lifecycle_newer_records_come_later(landing):
     online = _online_records(landing)
     online = online[online["order_id"].notna()]
-    assert set(online["status"]) <= {"created", "paid", "shipped", "delivered", "cancelled", "ready_for_pickup", "completed"}
+    assert set(online["status"]) <= {
+        "created",
+        "paid",
+        "shipped",
+        "delivered",
+        "cancelled",
+        "ready_for_pickup",
+        "completed",
+    }
     repeated = online.groupby("order_id").filter(lambda g: len(g) > 1)
     assert len(repeated) > 0
     for _, group in repeated.groupby("order_id"):
@@ -290,7 +316,11 @@ def test_fault_records_point_at_real_faults(landing, manifest, small_cfg):
 def test_truth_identities_cover_every_id_in_the_files(landing, manifest):
     truth = pd.read_csv(landing / "_truth" / "identities.csv", dtype=str, keep_default_na=False)
     known = set(zip(truth["namespace"], truth["source_customer_id"], strict=True))
-    person_of = dict(zip(zip(truth["namespace"], truth["source_customer_id"], strict=True), truth["person_id"], strict=True))
+    person_of = dict(
+        zip(
+            zip(truth["namespace"], truth["source_customer_id"], strict=True), truth["person_id"], strict=True
+        )
+    )
     seen: set[tuple[str, str]] = set()
     online = _online_records(landing)
     for channel, customer in zip(online["channel"], online["customer_id"], strict=True):
@@ -318,13 +348,16 @@ def test_truth_identities_cover_every_id_in_the_files(landing, manifest):
     # a person's device logs in at least once on every day it shows up; anonymous devices never do
     for (_, device), logged_in in app_devices_logged_in.items():
         assert logged_in == (person_of[("app_device", device)] != "")
-    assert manifest["anonymous_devices"] == sum(1 for (ns, _), p in person_of.items() if ns == "app_device" and p == "")
+    assert manifest["anonymous_devices"] == sum(
+        1 for (ns, _), p in person_of.items() if ns == "app_device" and p == ""
+    )
     assert manifest["persons"] == truth.loc[truth["person_id"] != "", "person_id"].nunique()
 
 
 def test_members_have_unique_phones_and_cards_normalise_to_member_ids(landing):
     members = pd.concat(
-        [pd.DataFrame(_read_csv_file(p)[1]) for p in sorted(landing.glob("crm_members/*/*.csv"))], ignore_index=True
+        [pd.DataFrame(_read_csv_file(p)[1]) for p in sorted(landing.glob("crm_members/*/*.csv"))],
+        ignore_index=True,
     ).drop_duplicates("member_id")
     phones = members["phone"].map(_e164)
     assert phones.is_unique
@@ -337,17 +370,23 @@ def test_members_have_unique_phones_and_cards_normalise_to_member_ids(landing):
 
 def test_app_orders_are_preceded_by_views_of_the_same_items(landing):
     online = _online_records(landing)
-    app = online[(online["channel"] == "app") & online["order_id"].notna() & online["status"].isin(["paid", "created"])]
+    app = online[
+        (online["channel"] == "app") & online["order_id"].notna() & online["status"].isin(["paid", "created"])
+    ]
     views = set()
     for path in landing.glob("app_clickstream/*/*.jsonl"):
         views.update((r["user_id"], r["sku"]) for r in _read_json_file(path)[0] if r["event_type"] == "view")
-    bought = [(c, item["sku"]) for c, items in zip(app["customer_id"], app["items"], strict=True) for item in items]
+    bought = [
+        (c, item["sku"]) for c, items in zip(app["customer_id"], app["items"], strict=True) for item in items
+    ]
     assert bought
     assert sum(pair in views for pair in bought) / len(bought) > 0.9
 
 
 def test_reviews_are_mostly_positive_and_refer_to_delivered_orders(landing):
-    reviews = pd.concat([pd.DataFrame(_read_json_file(p)[0]) for p in landing.glob("reviews/*/*.jsonl")], ignore_index=True)
+    reviews = pd.concat(
+        [pd.DataFrame(_read_json_file(p)[0]) for p in landing.glob("reviews/*/*.jsonl")], ignore_index=True
+    )
     assert reviews["rating"].between(1, 5).all()
     assert reviews["rating"].mean() > 3.5
     online = _online_records(landing)
@@ -358,7 +397,8 @@ def test_reviews_are_mostly_positive_and_refer_to_delivered_orders(landing):
 def test_campaign_truth_follows_the_hash_rule(manifest, landing):
     campaign = manifest["campaign"]
     members = pd.concat(
-        [pd.DataFrame(_read_csv_file(p)[1]) for p in sorted(landing.glob("crm_members/*/*.csv"))], ignore_index=True
+        [pd.DataFrame(_read_csv_file(p)[1]) for p in sorted(landing.glob("crm_members/*/*.csv"))],
+        ignore_index=True,
     ).drop_duplicates("member_id")
     start = date(2026, 6, 1) + timedelta(days=CAMPAIGN["start_day"])
     target = members[members["registered_at"] < start.isoformat()]["member_id"]
@@ -368,9 +408,16 @@ def test_campaign_truth_follows_the_hash_rule(manifest, landing):
         return int(digest[:8], 16) / 2**32 < CAMPAIGN["control_share"]
 
     control = sum(held_out(m) for m in target)
-    assert campaign["target_members"] == len(target)
-    assert campaign["control_members"] == control
-    assert campaign["treated_members"] == len(target) - control
+    # a member whose CRM line was made malformed is in the target but not readable here
+    lost = {
+        f["key"]
+        for f in manifest["faults"]["records"]
+        if f["feed"] == "crm_members" and f["kind"] == "malformed_line"
+    }
+    assert len(target) <= campaign["target_members"] <= len(target) + len(lost)
+    assert control <= campaign["control_members"] <= control + sum(held_out(m) for m in lost)
+    assert campaign["treated_members"] + campaign["control_members"] == campaign["target_members"]
+    assert campaign["treated_members"] > 0 and campaign["control_members"] > 0
     assert 0 < campaign["true_effect"] < 1
 
 
@@ -382,7 +429,13 @@ def test_campaign_without_lift_has_no_true_effect(small_cfg, tmp_path):
 
 
 def test_store_local_times_follow_daylight_saving():
-    local = np.array(["2026-06-01T10:00:00", "2026-12-01T10:00:00", "2026-06-01T10:00:00", "2026-12-01T10:00:00"], dtype="datetime64[s]")
+    local = np.array(
+        ["2026-06-01T10:00:00", "2026-12-01T10:00:00", "2026-06-01T10:00:00", "2026-12-01T10:00:00"],
+        dtype="datetime64[s]",
+    )
     zones = np.array(["Australia/Sydney", "Australia/Sydney", "Europe/London", "Europe/London"])
-    expected = np.array(["2026-06-01T08:00:00", "2026-12-01T07:00:00", "2026-06-01T17:00:00", "2026-12-01T18:00:00"], dtype="datetime64[s]")
+    expected = np.array(
+        ["2026-06-01T08:00:00", "2026-12-01T07:00:00", "2026-06-01T17:00:00", "2026-12-01T18:00:00"],
+        dtype="datetime64[s]",
+    )
     assert (_to_shanghai(local, zones) == expected).all()

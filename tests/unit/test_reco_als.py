@@ -20,14 +20,18 @@ def _events(spark):
         for c in range(4):
             for s, sku in enumerate(skus):
                 if (c + s) % 3 != 2:
-                    rows.append((f"{group}{c}", sku, "view", REFERENCE - timedelta(days=c + s + 1), None, None))
+                    rows.append(
+                        (f"{group}{c}", sku, "view", REFERENCE - timedelta(days=c + s + 1), None, None)
+                    )
                     rows.append((f"{group}{c}", sku, "purchase", REFERENCE - timedelta(days=c + 1), 1, None))
     return spark.createDataFrame(rows, EVENTS)
 
 
 def _rc(cfg, **grid):
     params = {"rank": 3, "regParam": 0.1, "alpha": 5.0, "maxIter": 5, **grid}
-    return cfg.reco.__class__(**{**cfg.reco.__dict__, "min_interactions": 1, "checkpoint_interval": 5}), params
+    return cfg.reco.__class__(
+        **{**cfg.reco.__dict__, "min_interactions": 1, "checkpoint_interval": 5}
+    ), params
 
 
 def test_id_maps_round_trip_through_the_saved_model(spark, cfg, tmp_path):
@@ -39,7 +43,8 @@ def test_id_maps_round_trip_through_the_saved_model(spark, cfg, tmp_path):
     model, customer_ids, sku_ids = als.load(spark, path)
 
     expected_customers = spark.createDataFrame(
-        [(k, i) for i, k in enumerate(["a0", "a1", "a2", "a3", "b0", "b1", "b2", "b3"])], "customer_key string, user int"
+        [(k, i) for i, k in enumerate(["a0", "a1", "a2", "a3", "b0", "b1", "b2", "b3"])],
+        "customer_key string, user int",
     )
     expected_skus = spark.createDataFrame(
         [(k, i) for i, k in enumerate(["x1", "x2", "x3", "y1", "y2", "y3"])], "sku string, item int"
@@ -56,7 +61,9 @@ def test_id_maps_round_trip_through_the_saved_model(spark, cfg, tmp_path):
 
 def _factors(fit):
     # Tiny model (8 users); bounded.
-    return sorted((r["id"], tuple(round(v, 6) for v in r["features"])) for r in fit.model.userFactors.collect())
+    return sorted(
+        (r["id"], tuple(round(v, 6) for v in r["features"])) for r in fit.model.userFactors.collect()
+    )
 
 
 def test_same_data_and_seed_give_the_same_model(spark, cfg):
@@ -65,7 +72,11 @@ def test_same_data_and_seed_give_the_same_model(spark, cfg):
 
     first = _factors(fit_implicit(events, REFERENCE, rc, params, blocks=2))
     second = _factors(fit_implicit(events, REFERENCE, rc, params, blocks=2))
-    other_seed = _factors(fit_implicit(events, REFERENCE, rc.__class__(**{**rc.__dict__, "seed": rc.seed + 1}), params, blocks=2))
+    other_seed = _factors(
+        fit_implicit(
+            events, REFERENCE, rc.__class__(**{**rc.__dict__, "seed": rc.seed + 1}), params, blocks=2
+        )
+    )
 
     assert first == second
     assert first != other_seed

@@ -13,7 +13,8 @@ OUT = "customer_key string, sku string, score double, rank int"
 def _confidence(spark):
     # Everyone: s1 = 5, s2 = 4, s3 = 1 (total 10). Segment vip (c1, c2): s2 = 4, s1 = 1 (total 5).
     return spark.createDataFrame(
-        [("c1", "s2", 3.0), ("c2", "s2", 1.0), ("c2", "s1", 1.0), ("c3", "s1", 4.0), ("c3", "s3", 1.0)], CONFIDENCE
+        [("c1", "s2", 3.0), ("c2", "s2", 1.0), ("c2", "s1", 1.0), ("c3", "s1", 4.0), ("c3", "s3", 1.0)],
+        CONFIDENCE,
     )
 
 
@@ -31,7 +32,8 @@ def test_global_popular_gives_everyone_the_same_top_list(spark):
 
 def test_segment_popular_uses_the_segment_and_falls_back_to_everyone(spark):
     segments = spark.createDataFrame(
-        [("c1", "vip"), ("c2", "vip"), ("c3", "new"), ("c4", "vip"), ("c5", "dormant")], "customer_key string, segment string"
+        [("c1", "vip"), ("c2", "vip"), ("c3", "new"), ("c4", "vip"), ("c5", "dormant")],
+        "customer_key string, segment string",
     )
     popular = popularity(_confidence(spark), segments)
     # c4: vip without own history; c5: a segment nobody in the data is in; c6: no segment at all.

@@ -67,7 +67,9 @@ def test_dense_index_numbers_sorted_keys_from_zero_across_partitions(spark):
     result = dense_index(keys, "sku", "item")
 
     distinct_sorted = sorted({k for k in shuffled if k is not None})
-    expected = spark.createDataFrame(list(zip(distinct_sorted, range(len(distinct_sorted)))), "sku string, item int")
+    expected = spark.createDataFrame(
+        list(zip(distinct_sorted, range(len(distinct_sorted)), strict=True)), "sku string, item int"
+    )
     assert_df_equality(result, expected, ignore_row_order=True, ignore_nullable=True)
 
 
@@ -103,6 +105,7 @@ def test_review_ratings_keep_the_latest_valid_rating(spark):
     result = review_ratings(events)
 
     expected = spark.createDataFrame(
-        [("c1", "s1", 4.0, datetime(2026, 6, 5))], "customer_key string, sku string, rating double, event_ts timestamp"
+        [("c1", "s1", 4.0, datetime(2026, 6, 5))],
+        "customer_key string, sku string, rating double, event_ts timestamp",
     )
     assert_df_equality(result, expected, ignore_row_order=True, ignore_nullable=True)

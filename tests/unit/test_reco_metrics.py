@@ -35,7 +35,7 @@ def _hand_computed() -> dict:
         "C": (0.0, 0.0, 0.0, 0.0),
     }
     means = [sum(values[i] for values in per_customer.values()) / 3 for i in range(4)]
-    return dict(zip(("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k"), means))
+    return dict(zip(("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k"), means, strict=True))
 
 
 def test_ranking_metrics_match_hand_computed_example(spark):
@@ -79,7 +79,9 @@ def test_ranking_metrics_agree_with_spark_ranking_evaluator(spark):
 
 
 def test_rating_errors(spark):
-    predictions = spark.createDataFrame([(4.0, 3.0), (2.0, 4.0), (5.0, 5.0)], "rating double, prediction double")
+    predictions = spark.createDataFrame(
+        [(4.0, 3.0), (2.0, 4.0), (5.0, 5.0)], "rating double, prediction double"
+    )
 
     row = rating_errors(predictions).head()
 

@@ -22,7 +22,7 @@ def test_old_java_is_refused(monkeypatch, tmp_path):
     fake_home = tmp_path / "jdk11"
     (fake_home / "bin").mkdir(parents=True)
     fake_java = fake_home / "bin" / "java"
-    fake_java.write_text('#!/bin/sh\necho \'openjdk version "11.0.21" 2023-10-17\' >&2\n')
+    fake_java.write_text("#!/bin/sh\necho 'openjdk version \"11.0.21\" 2023-10-17' >&2\n")
     fake_java.chmod(0o755)
     monkeypatch.setenv("JAVA_HOME", str(fake_home))
 

@@ -13,8 +13,8 @@ feed and cannot pick the CSV header per file, which the header-drift handling be
 from __future__ import annotations
 
 from collections import defaultdict
-from urllib.parse import unquote
 from datetime import date
+from urllib.parse import unquote
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -109,25 +109,22 @@ def read_csv_feed(spark: SparkSession, feed: str, files: list[str]) -> DataFrame
             + [StructField(CORRUPT, StringType(), True)]
         )
         extras = [name for name in header if name not in contract]
-        frame = (
-            spark.read.csv(
-                group_files,
-                schema=file_schema,
-                header=True,
-                mode="PERMISSIVE",
-                columnNameOfCorruptRecord=CORRUPT,
-                encoding="UTF-8",
-            )
-            .select(
-                *[
-                    (F.col(f"`{name}`") if name in header else F.lit(None).cast(dtype)).alias(name)
-                    for name, dtype in contract.items()
-                ],
-                F.col(CORRUPT).alias("_raw"),
-                _extra_json(extras),
-                F.col(CORRUPT),
-                F.col("_metadata.file_path").alias("_source_file"),
-            )
+        frame = spark.read.csv(
+            group_files,
+            schema=file_schema,
+            header=True,
+            mode="PERMISSIVE",
+            columnNameOfCorruptRecord=CORRUPT,
+            encoding="UTF-8",
+        ).select(
+            *[
+                (F.col(f"`{name}`") if name in header else F.lit(None).cast(dtype)).alias(name)
+                for name, dtype in contract.items()
+            ],
+            F.col(CORRUPT).alias("_raw"),
+            _extra_json(extras),
+            F.col(CORRUPT),
+            F.col("_metadata.file_path").alias("_source_file"),
         )
         frames.append(frame)
     result = frames[0]
@@ -188,7 +185,9 @@ def run(
         table = bronze_table(feed)
         result.input_versions[table] = lake.version(spark, cfg, table)
         counts = ingest_feed(spark, cfg, feed, run_id, as_of, accept)
-        print(f"  bronze {feed:<26} files {counts['files']:>5}  rows {counts['rows']:>9,}  malformed {counts['malformed']:>5}")
+        print(
+            f"  bronze {feed:<26} files {counts['files']:>5}  rows {counts['rows']:>9,}  malformed {counts['malformed']:>5}"
+        )
         result.details[feed] = counts
         result.rows_in += counts["rows"]
         result.rows_out += counts["rows"]

@@ -21,6 +21,8 @@ def customer_milestones(facts: DataFrame) -> DataFrame:
     ordered = Window.partitionBy("customer_key").orderBy("order_ts", "order_id")
     ordered_in_group = Window.partitionBy("customer_key", "channel_group").orderBy("order_ts", "order_id")
     whole = Window.partitionBy("customer_key")
+    first_online = F.min(F.when(F.col("channel_group") == "online", F.col("day"))).over(whole)
+    first_offline = F.min(F.when(F.col("channel_group") == "offline", F.col("day"))).over(whole)
     return purchases.select(
         "order_id",
         (F.row_number().over(ordered) == 1).alias("is_first_purchase"),
@@ -28,9 +30,9 @@ def customer_milestones(facts: DataFrame) -> DataFrame:
         F.first("channel_group")
         .over(ordered.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing))
         .alias("first_group"),
-        F.greatest(
-            F.min(F.when(F.col("channel_group") == "online", F.col("day"))).over(whole),
-            F.min(F.when(F.col("channel_group") == "offline", F.col("day"))).over(whole),
+        # greatest() skips nulls: a customer who never bought in one group is not omnichannel at all.
+        F.when(
+            first_online.isNotNull() & first_offline.isNotNull(), F.greatest(first_online, first_offline)
         ).alias("omnichannel_since"),
     )
 

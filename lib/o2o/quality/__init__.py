@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
-from datetime import date
+import json
+import logging
+import re
+import time
+from datetime import date, datetime, timezone
 
+import pyspark.sql.functions as F
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
+from o2o import lake, runs
 from o2o.config import Config
+from o2o.contracts import FEEDS
+from o2o.quality.checks import HINTS, Inputs, Plan, Planned, plan_suite
+from o2o.quality.report import CheckResult, GateReport, QualityGateFailed, format_report
+from o2o.quality.results import RESULTS_TABLE, append_results
+from o2o.quality.suites import Suite, SuiteError, has_suite, load_suite
+
+__all__ = [
+    "RESULTS_TABLE",
+    "CheckResult",
+    "GateReport",
+    "QualityGateFailed",
+    "SuiteError",
+    "data_docs_index",
+    "format_report",
+    "gate",
+    "rebuild_data_docs",
+    "run_suite_on_table",
+]
+
+log = logging.getLogger(__name__)
+_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
 def gate(
@@ -20,9 +48,275 @@ def gate(
     as_of: date | None = None,
     related: dict[str, DataFrame] | None = None,
     accept: tuple[str, ...] = (),
-):
+) -> GateReport:
     """Validate `df` (the rows about to be written to `table`) against conf/expectations/<table>.yaml.
 
-    INTERIM: the quality helper replaces this body with the real Great Expectations gate.
+    Runs the whole suite in one Great Expectations validation, appends every result to ops.dq_results and
+    updates Data Docs. Raises QualityGateFailed when a critical expectation fails that is not in `accept`
+    (names as `expectation(column)` or `table:expectation(column)`); failed warnings are logged and recorded.
+    `related` holds other tables the suite refers to (e.g. {"silver.customers": df}); missing ones are read
+    from the lake. The gate caches its own derived frame for the validation and releases it afterwards;
+    callers that write `df` afterwards should cache `df` themselves so the stage computes it only once.
     """
-    return None
+    report = _validate(
+        spark, cfg, table, df, run_id=run_id, stage=stage, as_of=as_of, related=related, accept=accept
+    )
+    if not report.passed:
+        raise QualityGateFailed(report)
+    return report
+
+
+def run_suite_on_table(
+    spark: SparkSession,
+    cfg: Config,
+    table: str,
+    *,
+    as_of: date | None = None,
+    run_id: str | None = None,
+) -> GateReport:
+    """Run a table's suite on the table as it is in the lake (the `o2o dq <table>` command); never raises on failures."""
+    if not lake.exists(spark, cfg, table):
+        raise SuiteError(
+            f"table {table} does not exist at {lake.table_path(cfg, table)}; run the stage that writes it first"
+        )
+    run_id = run_id or runs.new_run_id("dq")
+    return _validate(
+        spark,
+        cfg,
+        table,
+        lake.read(spark, cfg, table),
+        run_id=run_id,
+        stage="dq",
+        as_of=as_of,
+        related=None,
+        accept=(),
+    )
+
+
+def data_docs_index(cfg: Config) -> str:
+    """Where the Data Docs index page is (lake reports folder / data_docs / index.html)."""
+    return f"{lake.reports_dir(cfg).rstrip('/')}/data_docs/index.html"
+
+
+def rebuild_data_docs(cfg: Config) -> str:
+    """Rebuild the whole Data Docs site from every stored validation result; returns the index page path."""
+    from o2o.quality import gx_adapter
+
+    return gx_adapter.build_data_docs(_docs_root(cfg) or lake.reports_dir(cfg))
+
+
+def _validate(
+    spark: SparkSession,
+    cfg: Config,
+    table: str,
+    df: DataFrame,
+    *,
+    run_id: str,
+    stage: str,
+    as_of: date | None,
+    related: dict[str, DataFrame] | None,
+    accept: tuple[str, ...],
+) -> GateReport:
+    started = time.monotonic()
+    report = GateReport(
+        table=table,
+        stage=stage,
+        run_id=run_id,
+        as_of=as_of,
+        table_version=_table_version(spark, cfg, table),
+        checked_at=datetime.now(timezone.utc).replace(tzinfo=None),
+    )
+    if not has_suite(cfg, table):
+        log.warning("quality gate: no suite for %s in %s; nothing checked", table, cfg.quality.suites_dir)
+        report.skipped.append(f"no suite file for {table} in {cfg.quality.suites_dir}")
+        return report
+    from o2o.quality import gx_adapter  # GX is slow to import: only when a suite really runs
+
+    suite = load_suite(cfg, table, gx_adapter.is_known_expectation)
+    report.suite_path = suite.path
+    plan = plan_suite(df, suite, _inputs(spark, cfg, suite, stage, table, as_of, related))
+    report.skipped.extend(plan.skipped)
+    # One cached frame for all GX metric queries and the example rows (derived columns computed in the same pass).
+    own_cache = bool(plan.derived_columns) or not df.is_cached
+    frame = plan.frame.persist(StorageLevel.MEMORY_AND_DISK) if own_cache else plan.frame
+    try:
+        docs_root = _docs_root(cfg)
+        specs = [
+            gx_adapter.ExpectationSpec(
+                check_id=item.check.name,
+                expectation_type=item.expectation_type,
+                kwargs=item.kwargs,
+                severity=item.check.severity,
+                description=item.description or None,
+            )
+            for item in plan.planned
+        ]
+        outcomes = (
+            {o.check_id: o for o in gx_adapter.validate(frame, table, specs, run_id, docs_root)}
+            if specs
+            else {}
+        )
+        report.data_docs = gx_adapter.data_docs_index(docs_root) if docs_root else None
+        report.results = [
+            _result(cfg, table, suite, plan, item, outcomes[item.check.name], frame, accept)
+            for item in plan.planned
+        ]
+    finally:
+        if own_cache:
+            frame.unpersist()
+    report.duration_s = time.monotonic() - started
+    append_results(spark, cfg, report)
+    _log(report)
+    return report
+
+
+def _inputs(
+    spark: SparkSession,
+    cfg: Config,
+    suite: Suite,
+    stage: str,
+    table: str,
+    as_of: date | None,
+    related: dict[str, DataFrame] | None,
+) -> Inputs:
+    """Read what the suite refers to (other tables, the previous run's volume, bronze counts per feed)."""
+    related = dict(related or {})
+    wanted: set[str] = set()
+    for check in suite.checks:
+        if check.expect == "references":
+            wanted.add(check.params["table"])
+        if check.expect == "not_previously_purchased":
+            wanted.update(("silver.order_lines", "silver.orders"))
+    for name in wanted - set(related):
+        if lake.exists(spark, cfg, name):
+            related[name] = lake.read(spark, cfg, name)
+    previous = None
+    if any(c.expect == "volume_within_band_of_previous_run" for c in suite.checks):
+        previous = _previous_rows(spark, cfg, stage, table)
+    feed_rows = None
+    if any(c.expect == "quarantine_share_below" for c in suite.checks):
+        feed_rows = _feed_rows(spark, cfg, related)
+    return Inputs(as_of=as_of, previous_rows=previous, related=related, feed_rows=feed_rows)
+
+
+def _previous_rows(spark: SparkSession, cfg: Config, stage: str, table: str) -> int | None:
+    """Rows the previous successful run of the stage wrote: details.rows_out_by_table[table], else rows_out."""
+    row = runs.last_successful_run(spark, cfg, stage)
+    if row is None:
+        return None
+    try:
+        by_table = json.loads(row["details"] or "{}").get("rows_out_by_table") or {}
+    except (ValueError, AttributeError):
+        by_table = {}
+    if table in by_table:
+        return int(by_table[table])
+    return None if row["rows_out"] is None else int(row["rows_out"])
+
+
+def _feed_rows(spark: SparkSession, cfg: Config, related: dict[str, DataFrame]) -> DataFrame | None:
+    """(feed, rows): bronze rows per feed, from `related` bronze.<feed> frames or the bronze tables."""
+    counts = []
+    for feed in FEEDS:
+        name = f"bronze.{feed}"
+        source = related.get(name)
+        if source is None and lake.exists(spark, cfg, name):
+            source = lake.read(spark, cfg, name)
+        if source is not None:
+            counts.append(
+                source.groupBy().count().select(F.lit(feed).alias("feed"), F.col("count").alias("rows"))
+            )
+    if not counts:
+        return None
+    result = counts[0]
+    for more in counts[1:]:
+        result = result.unionByName(more)
+    return result
+
+
+def _result(
+    cfg: Config,
+    table: str,
+    suite: Suite,
+    plan: Plan,
+    item: Planned,
+    outcome,
+    frame: DataFrame,
+    accept: tuple[str, ...],
+) -> CheckResult:
+    check = item.check
+    accepted = not outcome.success and (check.name in accept or f"{table}:{check.name}" in accept)
+    examples: tuple[dict, ...] = ()
+    if not outcome.success and item.failing_rows is not None and outcome.error is None:
+        examples = _examples(cfg, suite, plan, item, frame)
+    return CheckResult(
+        name=check.name,
+        expectation_type=f"expect_{item.expectation_type}",
+        column=check.column
+        or ",".join(check.params.get("column_list") or check.params.get("key") or [])
+        or None,
+        severity=check.severity,
+        success=outcome.success,
+        observed_value=outcome.observed_value,
+        threshold=item.threshold,
+        element_count=outcome.element_count,
+        unexpected_count=outcome.unexpected_count,
+        unexpected_percent=outcome.unexpected_percent,
+        accepted=accepted,
+        error=outcome.error,
+        hint=check.hint or HINTS.get(check.expect, ""),
+        examples=examples,
+    )
+
+
+def _examples(cfg: Config, suite: Suite, plan: Plan, item: Planned, frame: DataFrame) -> tuple[dict, ...]:
+    rows = item.failing_rows(frame)
+    derived = [
+        c for c in rows.columns if c.startswith("_dq_") and (c in item.kwargs.values() or c == "_dq_copies")
+    ]
+    wanted = list(suite.example_columns) or [
+        c for c in rows.columns if not c.startswith("_dq_") and c != "_raw"
+    ]
+    for column in (item.check.column, *(item.check.params.get("column_list") or [])):
+        if column and column not in wanted:
+            wanted.append(column)
+    shown = [c for c in dict.fromkeys([*wanted, *derived]) if c in rows.columns]
+    # A handful of rows (cfg.quality.example_rows) for the message; bounded by limit().
+    return tuple(row.asDict() for row in rows.select(*shown).limit(cfg.quality.example_rows).collect())
+
+
+def _table_version(spark: SparkSession, cfg: Config, table: str) -> int | None:
+    try:
+        return lake.version(spark, cfg, table)
+    except ValueError:  # not a '<layer>.<table>' name of the lake
+        return None
+
+
+def _docs_root(cfg: Config) -> str | None:
+    """The reports folder when Data Docs are on and it is a local path (GX's file stores need one)."""
+    if not cfg.quality.data_docs:
+        return None
+    root = lake.reports_dir(cfg)
+    if _URI.match(root) and not root.startswith("file://"):
+        log.warning("Data Docs need a local reports folder; %s is remote, so Data Docs are not written", root)
+        return None
+    return root.removeprefix("file://")
+
+
+def _log(report: GateReport) -> None:
+    for result in report.warnings:
+        log.warning(
+            "DQ warning %s %s: observed %s; threshold %s",
+            report.table,
+            result.name,
+            result.observed,
+            result.threshold,
+        )
+    for result in report.accepted:
+        log.warning(
+            "DQ critical failure ACCEPTED by operator for run %s: %s %s (observed %s)",
+            report.run_id,
+            report.table,
+            result.name,
+            result.observed,
+        )
+    log.info("%s", format_report(report))

@@ -76,7 +76,9 @@ def load_suite(cfg: Config, table: str, is_known_expectation=lambda name: True) 
     """Read and check a table's suite; `${section.key}` values are taken from the config."""
     path = suite_path(cfg, table)
     if not path.exists():
-        raise SuiteError(f"{path}: no expectation suite for table '{table}'; create it (see conf/expectations/README.md)")
+        raise SuiteError(
+            f"{path}: no expectation suite for table '{table}'; create it (see conf/expectations/README.md)"
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
@@ -84,14 +86,21 @@ def load_suite(cfg: Config, table: str, is_known_expectation=lambda name: True) 
     if not isinstance(data, dict) or not isinstance(data.get("expectations"), list):
         raise SuiteError(f"{path}: expected a mapping with 'table' and a list 'expectations'")
     if data.get("table") != table:
-        raise SuiteError(f"{path}: says table '{data.get('table')}', but the file name says '{table}'; make them agree")
+        raise SuiteError(
+            f"{path}: says table '{data.get('table')}', but the file name says '{table}'; make them agree"
+        )
     checks: list[Check] = []
     disabled: list[str] = []
     for index, entry in enumerate(data["expectations"]):
         check, enabled = _parse_check(cfg, path, index, entry, is_known_expectation)
-        if any(c.name == check.name for c in checks):
-            raise SuiteError(f"{path}: expectation #{index + 1} repeats the name '{check.name}'; give it a distinct 'name'")
-        (checks if enabled else disabled).append(check if enabled else check.name)
+        if any(c.name == check.name for c in checks) or check.name in disabled:
+            raise SuiteError(
+                f"{path}: expectation #{index + 1} repeats the name '{check.name}'; give it a distinct 'name'"
+            )
+        if enabled:
+            checks.append(check)
+        else:
+            disabled.append(check.name)
     return Suite(
         table=table,
         path=str(path),
@@ -117,7 +126,9 @@ def _parse_check(cfg: Config, path: Path, index: int, entry: Any, is_known_expec
     expect = str(resolved["expect"])
     severity = resolved.get("severity")
     if severity not in SEVERITIES:
-        raise SuiteError(f"{where} ({expect}): severity must be one of {', '.join(SEVERITIES)}, got {severity!r}")
+        raise SuiteError(
+            f"{where} ({expect}): severity must be one of {', '.join(SEVERITIES)}, got {severity!r}"
+        )
     params = {key: value for key, value in resolved.items() if key not in RESERVED}
     if expect in CUSTOM_KINDS:
         required, optional = CUSTOM_KINDS[expect]
@@ -160,6 +171,8 @@ def _resolve(cfg: Config, value: Any, where: str) -> Any:
         if match:
             section, key = match.groups()
             if not hasattr(cfg, section) or not hasattr(getattr(cfg, section), key):
-                raise SuiteError(f"{where}: {value} names no config value; use ${{section.key}}, e.g. ${{quality.volume_band}}")
+                raise SuiteError(
+                    f"{where}: {value} names no config value; use ${{section.key}}, e.g. ${{quality.volume_band}}"
+                )
             return getattr(getattr(cfg, section), key)
     return value

@@ -14,7 +14,11 @@ def popularity(confidence: DataFrame, segments: DataFrame | None = None) -> Data
     Out: segment (null = all customers), sku, score (share of the group's confidence), popularity_rank.
     Ties are broken by sku so the order is stable.
     """
-    overall = confidence.groupBy("sku").agg(F.sum("confidence").alias("weight")).withColumn("segment", F.lit(None).cast("string"))
+    overall = (
+        confidence.groupBy("sku")
+        .agg(F.sum("confidence").alias("weight"))
+        .withColumn("segment", F.lit(None).cast("string"))
+    )
     groups = overall
     if segments is not None:
         per_segment = (
@@ -33,7 +37,9 @@ def popularity(confidence: DataFrame, segments: DataFrame | None = None) -> Data
     )
 
 
-def segment_popular(customers: DataFrame, popular: DataFrame, segments: DataFrame | None, depth: int) -> DataFrame:
+def segment_popular(
+    customers: DataFrame, popular: DataFrame, segments: DataFrame | None, depth: int
+) -> DataFrame:
     """The `depth` most popular products of each customer's segment (all customers' when unsegmented).
 
     Out: customer_key, sku, score, rank.
@@ -71,7 +77,9 @@ def buy_again(customers: DataFrame, interactions: DataFrame, depth: int) -> Data
     A customer who bought fewer than `depth` products gets a shorter list.
     """
     bought = (
-        interactions.where((F.col("event_type") == "purchase") & (F.coalesce(F.col("quantity"), F.lit(1)) > 0))
+        interactions.where(
+            (F.col("event_type") == "purchase") & (F.coalesce(F.col("quantity"), F.lit(1)) > 0)
+        )
         .join(customers.select("customer_key").distinct(), "customer_key", "left_semi")
         .groupBy("customer_key", "sku")
         .agg(
@@ -79,7 +87,9 @@ def buy_again(customers: DataFrame, interactions: DataFrame, depth: int) -> Data
             F.max("event_ts").alias("last_bought"),
         )
     )
-    order = Window.partitionBy("customer_key").orderBy(F.col("score").desc(), F.col("last_bought").desc(), "sku")
+    order = Window.partitionBy("customer_key").orderBy(
+        F.col("score").desc(), F.col("last_bought").desc(), "sku"
+    )
     return (
         bought.withColumn("rank", F.row_number().over(order))
         .where(F.col("rank") <= depth)

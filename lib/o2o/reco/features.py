@@ -24,7 +24,9 @@ def windows(as_of: date, test_days: int, validation_days: int) -> Windows:
     """Test = the last `test_days` days up to and including as_of; validation = the `validation_days` before."""
     end = datetime.combine(as_of + timedelta(days=1), time.min)
     test_start = end - timedelta(days=test_days)
-    return Windows(validation_start=test_start - timedelta(days=validation_days), test_start=test_start, end=end)
+    return Windows(
+        validation_start=test_start - timedelta(days=validation_days), test_start=test_start, end=end
+    )
 
 
 def before(interactions: DataFrame, moment: datetime) -> DataFrame:
@@ -58,7 +60,9 @@ def implicit_confidence(
     Only events before `reference` count; event types without a weight and returns (quantity <= 0)
     add nothing. Out: customer_key, sku, confidence, events, last_event_ts.
     """
-    weights = F.create_map(*[F.lit(x) for pair in sorted(event_weights.items()) for x in (pair[0], float(pair[1]))])
+    weights = F.create_map(
+        *[F.lit(x) for pair in sorted(event_weights.items()) for x in (pair[0], float(pair[1]))]
+    )
     age_days = (F.lit(reference).cast("long") - F.col("event_ts").cast("long")) / SECONDS_PER_DAY
     quantity = F.coalesce(F.col("quantity"), F.lit(1))
     return (
@@ -72,7 +76,9 @@ def implicit_confidence(
         .where(F.col("weight") > 0)
         .withColumn(
             "event_confidence",
-            F.col("weight") * (F.lit(1.0) + F.log(quantity.cast("double"))) * F.pow(F.lit(0.5), age_days / F.lit(half_life_days)),
+            F.col("weight")
+            * (F.lit(1.0) + F.log(quantity.cast("double")))
+            * F.pow(F.lit(0.5), age_days / F.lit(half_life_days)),
         )
         .groupBy("customer_key", "sku")
         .agg(
@@ -119,13 +125,14 @@ def dense_index(keys: DataFrame, key: str, index: str) -> DataFrame:
             ),
         )
     )
-    return (
-        numbered.join(F.broadcast(offsets), "_part")
-        .select(key, (F.col("_offset") + F.col("_position") - 1).cast("int").alias(index))
+    return numbered.join(F.broadcast(offsets), "_part").select(
+        key, (F.col("_offset") + F.col("_position") - 1).cast("int").alias(index)
     )
 
 
-def to_ratings(confidence: DataFrame, customer_ids: DataFrame, sku_ids: DataFrame, value: str = "confidence") -> DataFrame:
+def to_ratings(
+    confidence: DataFrame, customer_ids: DataFrame, sku_ids: DataFrame, value: str = "confidence"
+) -> DataFrame:
     """ALS input: user, item, rating (= `value`) for pairs whose customer and sku both have an id."""
     return (
         confidence.join(customer_ids, "customer_key")

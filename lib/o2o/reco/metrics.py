@@ -79,12 +79,15 @@ def rating_errors(predictions: DataFrame, label: str = "rating", prediction: str
 
 def format_table(rows: list[dict], columns: tuple[str, ...]) -> str:
     """A plain-text table of metric rows (numbers with 4 decimals) for logs and the console."""
+
     def cell(value: object) -> str:
         return f"{value:.4f}" if isinstance(value, float) else ("-" if value is None else str(value))
 
     body = [[cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(line[i]) for line in body)) if body else len(c) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    widths = [
+        max(len(c), *(len(line[i]) for line in body)) if body else len(c) for i, c in enumerate(columns)
+    ]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in body]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) for line in body]
     return "\n".join(lines)

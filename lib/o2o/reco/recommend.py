@@ -16,7 +16,14 @@ from o2o.runs import StageResult
 STAGE = "recommend"
 TABLE = "gold.recommendations"
 MODELS_TABLE = "ops.models"
-INPUTS = ("silver.interactions", "silver.orders", "silver.order_lines", "silver.products", "silver.customers", "gold.customer_rfm")
+INPUTS = (
+    "silver.interactions",
+    "silver.orders",
+    "silver.order_lines",
+    "silver.products",
+    "silver.customers",
+    "gold.customer_rfm",
+)
 EXCLUDED_ORDER_STATUSES = ("cancelled",)
 
 
@@ -24,24 +31,32 @@ class NoModel(RuntimeError):
     """No trained model is recorded in ops.models for the requested date."""
 
 
-def bought_items(orders: DataFrame, order_lines: DataFrame, interactions: DataFrame, end: datetime) -> DataFrame:
-    """customer_key, sku a customer already bought before `end`: order lines of their orders and purchase events."""
-    from_orders = (
-        order_lines.where(F.col("quantity") > 0)
-        .join(
-            orders.where(
-                F.col("customer_key").isNotNull()
-                & (F.col("order_ts") < F.lit(end))
-                & ~F.col("status").isin(*EXCLUDED_ORDER_STATUSES)
-            ).select("order_id", "customer_key"),
-            "order_id",
-        )
-        .select("customer_key", "sku")
-    )
-    from_events = interactions.where(
-        (F.col("event_type") == "purchase") & (F.col("event_ts") < F.lit(end)) & F.col("customer_key").isNotNull()
+def bought_items(
+    orders: DataFrame | None, order_lines: DataFrame | None, interactions: DataFrame, end: datetime
+) -> DataFrame:
+    """customer_key, sku a customer already bought before `end`: purchase events, plus lines of their orders when given.
+
+    Cancelled orders, anonymous orders and return lines do not count.
+    """
+    bought = interactions.where(
+        (F.col("event_type") == "purchase")
+        & (F.col("event_ts") < F.lit(end))
+        & F.col("customer_key").isNotNull()
     ).select("customer_key", "sku")
-    return from_orders.unionByName(from_events).distinct()
+    if orders is not None and order_lines is not None:
+        bought = bought.unionByName(
+            order_lines.where(F.col("quantity") > 0)
+            .join(
+                orders.where(
+                    F.col("customer_key").isNotNull()
+                    & (F.col("order_ts") < F.lit(end))
+                    & ~F.col("status").isin(*EXCLUDED_ORDER_STATUSES)
+                ).select("order_id", "customer_key"),
+                "order_id",
+            )
+            .select("customer_key", "sku")
+        )
+    return bought.distinct()
 
 
 def assemble(
@@ -66,35 +81,47 @@ def assemble(
         .join(known, "customer_key", "left_semi")
         .select("customer_key", "sku", "score", F.lit("als").alias("reason"))
         .unionByName(
-            popular_candidates.join(customers.join(known, "customer_key", "left_anti"), "customer_key", "left_semi").select(
-                "customer_key", "sku", "score", F.lit("segment_popular").alias("reason")
-            )
+            popular_candidates.join(
+                customers.join(known, "customer_key", "left_anti"), "customer_key", "left_semi"
+            ).select("customer_key", "sku", "score", F.lit("segment_popular").alias("reason"))
         )
         .where(F.col("score").isNotNull() & ~F.isnan("score"))
     )
     if bought is not None:
-        candidates = candidates.join(bought.select("customer_key", "sku"), ["customer_key", "sku"], "left_anti")
+        candidates = candidates.join(
+            bought.select("customer_key", "sku"), ["customer_key", "sku"], "left_anti"
+        )
     if catalogue is not None:
         candidates = candidates.join(F.broadcast(catalogue.select("sku").distinct()), "sku", "left_semi")
     order = Window.partitionBy("customer_key").orderBy(F.col("score").desc(), "sku")
     return (
         candidates.withColumn("rank", F.row_number().over(order))
         .where(F.col("rank") <= top_n)
-        .select("customer_key", F.col("rank").cast("int").alias("rank"), "sku", F.col("score").cast("double"), "reason")
+        .select(
+            "customer_key",
+            F.col("rank").cast("int").alias("rank"),
+            "sku",
+            F.col("score").cast("double"),
+            "reason",
+        )
     )
 
 
 def latest_model(spark: SparkSession, cfg: Config, not_after: date | None = None) -> Row:
     """The newest ops.models row (trained for an as_of on or before `not_after`, when given)."""
     if not lake.exists(spark, cfg, MODELS_TABLE):
-        raise NoModel(f"{lake.table_path(cfg, MODELS_TABLE)} does not exist: train a model first (`o2o run train`)")
+        raise NoModel(
+            f"{lake.table_path(cfg, MODELS_TABLE)} does not exist: train a model first (`o2o run train`)"
+        )
     models = lake.read(spark, cfg, MODELS_TABLE)
     if not_after is not None:
         models = models.where(F.col("as_of") <= F.lit(not_after))
     # One row; bounded.
     row = models.orderBy(F.col("as_of").desc(), F.col("trained_at").desc()).head()
     if row is None:
-        raise NoModel(f"ops.models has no model trained for a date on or before {not_after}: run `o2o run train --as-of ...`")
+        raise NoModel(
+            f"ops.models has no model trained for a date on or before {not_after}: run `o2o run train --as-of ...`"
+        )
     return row
 
 
@@ -108,7 +135,9 @@ def _scalar(df: DataFrame) -> int:
     return int(value or 0)
 
 
-def compute(spark: SparkSession, cfg: Config, as_of: date, model_row: Row, population: DataFrame | None = None) -> DataFrame:
+def compute(
+    spark: SparkSession, cfg: Config, as_of: date, model_row: Row, population: DataFrame | None = None
+) -> DataFrame:
     """Recommendations (customer_key, rank, sku, score, reason) for `population` (default: every customer seen)."""
     rc = cfg.reco
     end = datetime.combine(as_of + timedelta(days=1), time.min)
@@ -118,7 +147,9 @@ def compute(spark: SparkSession, cfg: Config, as_of: date, model_row: Row, popul
     segments = None
     if rfm is not None:
         newest = rfm.where(F.col("as_of") <= F.lit(as_of)).agg(F.max("as_of")).head()[0]  # one value; bounded
-        segments = rfm.where(F.col("as_of") == F.lit(newest)).select("customer_key", "segment") if newest else None
+        segments = (
+            rfm.where(F.col("as_of") == F.lit(newest)).select("customer_key", "segment") if newest else None
+        )
     if population is None:
         seen = [interactions.select("customer_key"), customer_ids.select("customer_key")]
         customers_table = _read_optional(spark, cfg, "silver.customers")
@@ -133,21 +164,17 @@ def compute(spark: SparkSession, cfg: Config, as_of: date, model_row: Row, popul
 
     bought = None
     if rc.exclude_purchased:
-        orders, lines = _read_optional(spark, cfg, "silver.orders"), _read_optional(spark, cfg, "silver.order_lines")
-        if orders is not None and lines is not None:
-            bought = bought_items(orders, lines, interactions, end)
-        else:
-            bought = bought_items(
-                interactions.limit(0).select("customer_key", F.lit(None).cast("string").alias("order_id")),
-                interactions.limit(0).select(
-                    F.lit(None).cast("string").alias("order_id"), "sku", F.lit(None).cast("int").alias("quantity")
-                ),
-                interactions,
-                end,
-            )
-        bought = bought.join(population, "customer_key", "left_semi").cache()
+        orders, lines = (
+            _read_optional(spark, cfg, "silver.orders"),
+            _read_optional(spark, cfg, "silver.order_lines"),
+        )
+        bought = bought_items(orders, lines, interactions, end).join(population, "customer_key", "left_semi")
     products = _read_optional(spark, cfg, "silver.products")
-    catalogue = products.where(F.coalesce(F.col("is_known"), F.lit(True))).select("sku") if products is not None else None
+    catalogue = (
+        products.where(F.coalesce(F.col("is_known"), F.lit(True))).select("sku")
+        if products is not None
+        else None
+    )
 
     # Ask for enough candidates that top_n survive the exclusions.
     depth = rc.top_n
@@ -206,7 +233,10 @@ def run(spark: SparkSession, cfg: Config, as_of: date, run_id: str) -> StageResu
         output_versions={TABLE: lake.version(spark, cfg, TABLE)},
         rows_in=int(counts["customers"]),
         rows_out=int(counts["rows"]),
-        details={"model_version": model_row["model_version"], "cold_start_rows": int(counts["cold_rows"] or 0)},
+        details={
+            "model_version": model_row["model_version"],
+            "cold_start_rows": int(counts["cold_rows"] or 0),
+        },
     )
 
 

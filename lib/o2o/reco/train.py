@@ -18,7 +18,13 @@ from o2o.reco import als, baselines, features, metrics, movielens
 from o2o.runs import StageResult
 
 STAGE = "train"
-INPUTS = ("silver.interactions", "silver.orders", "silver.order_lines", "silver.products", "gold.customer_rfm")
+INPUTS = (
+    "silver.interactions",
+    "silver.orders",
+    "silver.order_lines",
+    "silver.products",
+    "gold.customer_rfm",
+)
 MODELS_TABLE = "ops.models"
 METRICS_TABLE = "gold.model_metrics"
 TABLE_COLUMNS = ("model", "customers", *metrics.RANKING_METRICS)
@@ -32,7 +38,7 @@ def grid_combinations(grid: dict) -> list[dict]:
     """Every combination of the grid's value lists, in a stable order (keys sorted)."""
     keys = sorted(grid)
     values = [grid[k] if isinstance(grid[k], (list, tuple)) else [grid[k]] for k in keys]
-    return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
 
 
 def model_dir(cfg: Config, model_version: str) -> str:
@@ -64,7 +70,9 @@ def latest_snapshot(spark: SparkSession, cfg: Config, not_after: date) -> date |
 class Fit:
     """An ALS model with the id maps and confidence it was trained on."""
 
-    def __init__(self, model: ALSModel | None, customer_ids: DataFrame, sku_ids: DataFrame, confidence: DataFrame):
+    def __init__(
+        self, model: ALSModel | None, customer_ids: DataFrame, sku_ids: DataFrame, confidence: DataFrame
+    ):
         self.model = model
         self.customer_ids = customer_ids
         self.sku_ids = sku_ids
@@ -85,7 +93,9 @@ class Fit:
             frame.unpersist()
 
 
-def fit_implicit(interactions: DataFrame, reference: datetime, rc: RecoConfig, params: dict, blocks: int) -> Fit:
+def fit_implicit(
+    interactions: DataFrame, reference: datetime, rc: RecoConfig, params: dict, blocks: int
+) -> Fit:
     """Fit implicit ALS on events before `reference` (customers with too few events are left out)."""
     confidence = features.implicit_confidence(
         interactions, reference, rc.event_weights, rc.recency_half_life_days
@@ -96,7 +106,9 @@ def fit_implicit(interactions: DataFrame, reference: datetime, rc: RecoConfig, p
     ratings = features.to_ratings(trainable, customer_ids, sku_ids)
     if ratings.isEmpty():
         return Fit(None, customer_ids, sku_ids, confidence)
-    estimator = als.build(params, implicit=True, seed=rc.seed, checkpoint_interval=rc.checkpoint_interval, blocks=blocks)
+    estimator = als.build(
+        params, implicit=True, seed=rc.seed, checkpoint_interval=rc.checkpoint_interval, blocks=blocks
+    )
     return Fit(estimator.fit(ratings), customer_ids, sku_ids, confidence)
 
 
@@ -143,7 +155,9 @@ def evaluate_window(
         fit.release()
 
 
-def evaluate_explicit(interactions: DataFrame, train_end: datetime, eval_end: datetime, seed: int, blocks: int) -> dict:
+def evaluate_explicit(
+    interactions: DataFrame, train_end: datetime, eval_end: datetime, rc: RecoConfig, blocks: int
+) -> dict:
     """Explicit ALS on review ratings: train before `train_end`, RMSE/MAE on reviews in [train_end, eval_end)."""
     reviews = features.review_ratings(interactions.where(F.col("event_ts") < F.lit(eval_end)))
     train = reviews.where(F.col("event_ts") < F.lit(train_end))
@@ -153,10 +167,13 @@ def evaluate_explicit(interactions: DataFrame, train_end: datetime, eval_end: da
         return {"params": params, "rows": 0, "rmse": None, "mae": None}
     customer_ids = features.dense_index(train, "customer_key", "user").cache()
     sku_ids = features.dense_index(train, "sku", "item").cache()
-    model = als.build(params, implicit=False, seed=seed, blocks=blocks).fit(
-        features.to_ratings(train, customer_ids, sku_ids, value="rating")
+    estimator = als.build(
+        params, implicit=False, seed=rc.seed, checkpoint_interval=rc.checkpoint_interval, blocks=blocks
     )
-    scored = movielens.clipped(model.transform(features.to_ratings(test, customer_ids, sku_ids, value="rating")))
+    model = estimator.fit(features.to_ratings(train, customer_ids, sku_ids, value="rating"))
+    scored = movielens.clipped(
+        model.transform(features.to_ratings(test, customer_ids, sku_ids, value="rating"))
+    )
     # One aggregate row; bounded.
     errors = metrics.rating_errors(scored).head().asDict()
     customer_ids.unpersist()
@@ -164,31 +181,77 @@ def evaluate_explicit(interactions: DataFrame, train_end: datetime, eval_end: da
     return {"params": params, **errors}
 
 
-def metric_rows(as_of: date, run_id: str, model_version: str, k: int, tuning: list[dict], test: dict, explicit: dict) -> list[tuple]:
+def metric_rows(
+    as_of: date, run_id: str, model_version: str, k: int, tuning: list[dict], test: dict, explicit: dict
+) -> list[tuple]:
     """gold.model_metrics rows: every tuning combination (validation), ALS and baselines (test), explicit errors."""
     rows = []
     for tried in tuning:
         for name in metrics.RANKING_METRICS:
             scores = tried.get("als") or {}
-            rows.append((as_of, run_id, model_version, "validation", "als", json.dumps(tried["params"], sort_keys=True),
-                         name, k, scores.get(name), scores.get("customers")))
+            rows.append(
+                (
+                    as_of,
+                    run_id,
+                    model_version,
+                    "validation",
+                    "als",
+                    json.dumps(tried["params"], sort_keys=True),
+                    name,
+                    k,
+                    scores.get(name),
+                    scores.get("customers"),
+                )
+            )
     for model, scores in test.items():
         params = json.dumps(test.get("_params", {}), sort_keys=True) if model == "als" else "{}"
         if model.startswith("_"):
             continue
         for name in metrics.RANKING_METRICS:
-            rows.append((as_of, run_id, model_version, "test", model, params, name, k, scores.get(name), scores.get("customers")))
+            rows.append(
+                (
+                    as_of,
+                    run_id,
+                    model_version,
+                    "test",
+                    model,
+                    params,
+                    name,
+                    k,
+                    scores.get(name),
+                    scores.get("customers"),
+                )
+            )
     for name in ("rmse", "mae"):
-        rows.append((as_of, run_id, model_version, "test", "als_explicit", json.dumps(explicit["params"], sort_keys=True),
-                     name, None, explicit.get(name), explicit.get("rows")))
-    return [(*row[:8], None if row[8] is None else float(row[8]), None if row[9] is None else int(row[9])) for row in rows]
+        rows.append(
+            (
+                as_of,
+                run_id,
+                model_version,
+                "test",
+                "als_explicit",
+                json.dumps(explicit["params"], sort_keys=True),
+                name,
+                None,
+                explicit.get(name),
+                explicit.get("rows"),
+            )
+        )
+    return [
+        (*row[:8], None if row[8] is None else float(row[8]), None if row[9] is None else int(row[9]))
+        for row in rows
+    ]
 
 
 def comparison(test: dict) -> dict:
     """ALS NDCG@k against the best baseline: who wins and by how much."""
     als_ndcg = (test.get("als") or {}).get("ndcg_at_k")
     ranked = sorted(
-        ((scores.get("ndcg_at_k"), name) for name, scores in test.items() if name in baselines.BASELINES and scores),
+        (
+            (scores.get("ndcg_at_k"), name)
+            for name, scores in test.items()
+            if name in baselines.BASELINES and scores
+        ),
         reverse=True,
     )
     if als_ndcg is None or not ranked:
@@ -222,19 +285,26 @@ def run(spark: SparkSession, cfg: Config, as_of: date, run_id: str) -> StageResu
     last_training_day = (window.test_start - timedelta(days=1)).date()
     snapshot = latest_snapshot(spark, cfg, last_training_day)
     segments = (
-        segments_at(lake.read(spark, cfg, "gold.customer_rfm", version=input_versions["gold.customer_rfm"]), snapshot).cache()
+        segments_at(
+            lake.read(spark, cfg, "gold.customer_rfm", version=input_versions["gold.customer_rfm"]), snapshot
+        ).cache()
         if snapshot
         else None
     )
 
     tuning = [
-        {"params": params, **evaluate_window(interactions, window.validation_start, window.test_start, rc, params, blocks)}
+        {
+            "params": params,
+            **evaluate_window(interactions, window.validation_start, window.test_start, rc, params, blocks),
+        }
         for params in grid_combinations(rc.grid)
     ]
     scored = [t for t in tuning if t.get("als")]
     chosen = max(scored, key=lambda t: t["als"]["ndcg_at_k"])["params"] if scored else tuning[0]["params"]
-    test = evaluate_window(interactions, window.test_start, window.end, rc, chosen, blocks, segments, with_baselines=True)
-    explicit = evaluate_explicit(interactions, window.test_start, window.end, rc.seed, blocks)
+    test = evaluate_window(
+        interactions, window.test_start, window.end, rc, chosen, blocks, segments, with_baselines=True
+    )
+    explicit = evaluate_explicit(interactions, window.test_start, window.end, rc, blocks)
 
     final = fit_implicit(interactions, window.end, rc, chosen, blocks)
     if final.model is None:
@@ -256,8 +326,13 @@ def run(spark: SparkSession, cfg: Config, as_of: date, run_id: str) -> StageResu
         as_of,
         run_id,
         path,
-        json.dumps({**chosen, "implicit": True, "seed": rc.seed, "min_interactions": rc.min_interactions}, sort_keys=True),
-        json.dumps({"als": test.get("als"), "als_explicit": explicit, "vs_best_baseline": verdict}, sort_keys=True),
+        json.dumps(
+            {**chosen, "implicit": True, "seed": rc.seed, "min_interactions": rc.min_interactions},
+            sort_keys=True,
+        ),
+        json.dumps(
+            {"als": test.get("als"), "als_explicit": explicit, "vs_best_baseline": verdict}, sort_keys=True
+        ),
         json.dumps({name: test.get(name) for name in baselines.BASELINES}, sort_keys=True),
         json.dumps({"chosen": chosen, "by": "validation ndcg_at_k", "tried": tuning}, sort_keys=True),
         json.dumps(input_versions, sort_keys=True),
@@ -268,8 +343,12 @@ def run(spark: SparkSession, cfg: Config, as_of: date, run_id: str) -> StageResu
     rows = metric_rows(as_of, run_id, model_version, rc.k, tuning, test_with_params, explicit)
     lake.ensure_table(spark, cfg, MODELS_TABLE, RECO[MODELS_TABLE])
     lake.ensure_table(spark, cfg, METRICS_TABLE, RECO[METRICS_TABLE], partition_by=("as_of",))
-    lake.append_once(spark.createDataFrame([record], RECO[MODELS_TABLE]), cfg, MODELS_TABLE, f"o2o.reco.train.{run_id}", 0)
-    lake.append_once(spark.createDataFrame(rows, RECO[METRICS_TABLE]), cfg, METRICS_TABLE, f"o2o.reco.train.{run_id}", 0)
+    lake.append_once(
+        spark.createDataFrame([record], RECO[MODELS_TABLE]), cfg, MODELS_TABLE, f"o2o.reco.train.{run_id}", 0
+    )
+    lake.append_once(
+        spark.createDataFrame(rows, RECO[METRICS_TABLE]), cfg, METRICS_TABLE, f"o2o.reco.train.{run_id}", 0
+    )
     interactions.unpersist()
     if segments is not None:
         segments.unpersist()
@@ -297,12 +376,18 @@ def run(spark: SparkSession, cfg: Config, as_of: date, run_id: str) -> StageResu
 def report(test: dict, explicit: dict, verdict: dict, k: int) -> str:
     """The metrics table printed by the training job: ALS and baselines at k, explicit errors, the verdict."""
     rows = [{"model": name, **scores} for name, scores in test.items() if scores and not name.startswith("_")]
-    header = f"ranking metrics at k={k} on the test window (customers who bought in it and are known in training)"
+    header = (
+        f"ranking metrics at k={k} on the test window (customers who bought in it and are known in training)"
+    )
     lines = [header, metrics.format_table(rows, TABLE_COLUMNS)]
     if explicit.get("rmse") is not None:
-        lines.append(f"explicit ALS on review ratings: RMSE {explicit['rmse']:.4f}  MAE {explicit['mae']:.4f}  ({explicit['rows']} ratings)")
+        lines.append(
+            f"explicit ALS on review ratings: RMSE {explicit['rmse']:.4f}  MAE {explicit['mae']:.4f}  ({explicit['rows']} ratings)"
+        )
     if verdict.get("als_wins") is True:
-        lines.append(f"ALS beats the best baseline ({verdict['best_baseline']}) on NDCG@{k} by {verdict['margin']:.4f}")
+        lines.append(
+            f"ALS beats the best baseline ({verdict['best_baseline']}) on NDCG@{k} by {verdict['margin']:.4f}"
+        )
     elif verdict.get("als_wins") is False:
         lines.append(
             f"ALS does NOT beat the best baseline ({verdict['best_baseline']}) on NDCG@{k}: short by {-verdict['margin']:.4f}"

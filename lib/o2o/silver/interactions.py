@@ -11,7 +11,14 @@ from pyspark.sql import DataFrame, Window
 from o2o.contracts import ONLINE_CHANNELS, SILVER
 from o2o.silver.identity import APP_DEVICE, MINI_PROGRAM, ONLINE_ACCOUNT, clean_id, online_namespace
 from o2o.silver.orders import attach_customer_key
-from o2o.silver.quarantine import bad_timestamp, blank, first_failure, late_fates, mark_duplicates, with_record_ids
+from o2o.silver.quarantine import (
+    bad_timestamp,
+    blank,
+    first_failure,
+    late_fates,
+    mark_duplicates,
+    with_record_ids,
+)
 
 APP_EVENTS = ("view", "cart", "favourite")
 MINI_PROGRAM_ACTIONS = {"browse": "view", "add_cart": "cart", "collect": "favourite"}
@@ -52,10 +59,16 @@ def triage_app_clickstream(bronze: DataFrame, latest_ts: datetime) -> DataFrame:
             (blank("event_id"), "missing_key", "event_id is missing"),
             (blank("sku"), "missing_key", "sku is missing"),
             (F.col("_source_id").isNull(), "missing_key", "neither user_id nor device_id"),
-            (~F.col("_event_type").isin(*APP_EVENTS) | F.col("_event_type").isNull(), "unknown_event",
-             F.concat(F.lit("event_type "), F.coalesce(F.col("event_type"), F.lit("null")))),
-            (bad_timestamp(F.col("_event_ts"), latest_ts), "impossible_timestamp",
-             F.concat(F.lit("event_ts "), F.coalesce(F.col("event_ts"), F.lit("null")))),
+            (
+                ~F.col("_event_type").isin(*APP_EVENTS) | F.col("_event_type").isNull(),
+                "unknown_event",
+                F.concat(F.lit("event_type "), F.coalesce(F.col("event_type"), F.lit("null"))),
+            ),
+            (
+                bad_timestamp(F.col("_event_ts"), latest_ts),
+                "impossible_timestamp",
+                F.concat(F.lit("event_ts "), F.coalesce(F.col("event_ts"), F.lit("null"))),
+            ),
         ]
     )
     return mark_duplicates(
@@ -82,10 +95,16 @@ def triage_mini_program_clickstream(bronze: DataFrame, latest_ts: datetime) -> D
             (blank("log_id"), "missing_key", "log_id is missing"),
             (blank("item_id"), "missing_key", "item_id is missing"),
             (F.col("_source_id").isNull(), "missing_key", "openid is missing"),
-            (F.col("_event_type").isNull(), "unknown_event",
-             F.concat(F.lit("action "), F.coalesce(F.col("action"), F.lit("null")))),
-            (bad_timestamp(F.col("_event_ts"), latest_ts), "impossible_timestamp",
-             F.concat(F.lit("ts "), F.coalesce(F.col("ts").cast("string"), F.lit("null")))),
+            (
+                F.col("_event_type").isNull(),
+                "unknown_event",
+                F.concat(F.lit("action "), F.coalesce(F.col("action"), F.lit("null"))),
+            ),
+            (
+                bad_timestamp(F.col("_event_ts"), latest_ts),
+                "impossible_timestamp",
+                F.concat(F.lit("ts "), F.coalesce(F.col("ts").cast("string"), F.lit("null"))),
+            ),
         ]
     )
     return mark_duplicates(
@@ -113,12 +132,21 @@ def triage_reviews(bronze: DataFrame, latest_ts: datetime) -> DataFrame:
             (blank("review_id"), "missing_key", "review_id is missing"),
             (blank("sku"), "missing_key", "sku is missing"),
             (F.col("_source_id").isNull(), "missing_key", "customer_id is missing"),
-            (~channel.isin(*ONLINE_CHANNELS) | channel.isNull(), "unknown_channel",
-             F.concat(F.lit("channel "), F.coalesce(F.col("channel"), F.lit("null")))),
-            (F.col("rating").isNull() | ~F.col("rating").between(1, 5), "bad_rating",
-             F.concat(F.lit("rating "), F.coalesce(F.col("rating").cast("string"), F.lit("null")))),
-            (bad_timestamp(F.col("_event_ts"), latest_ts), "impossible_timestamp",
-             F.concat(F.lit("review_ts "), F.coalesce(F.col("review_ts"), F.lit("null")))),
+            (
+                ~channel.isin(*ONLINE_CHANNELS) | channel.isNull(),
+                "unknown_channel",
+                F.concat(F.lit("channel "), F.coalesce(F.col("channel"), F.lit("null"))),
+            ),
+            (
+                F.col("rating").isNull() | ~F.col("rating").between(1, 5),
+                "bad_rating",
+                F.concat(F.lit("rating "), F.coalesce(F.col("rating").cast("string"), F.lit("null"))),
+            ),
+            (
+                bad_timestamp(F.col("_event_ts"), latest_ts),
+                "impossible_timestamp",
+                F.concat(F.lit("review_ts "), F.coalesce(F.col("review_ts"), F.lit("null"))),
+            ),
         ]
     )
     return mark_duplicates(
@@ -129,7 +157,9 @@ def triage_reviews(bronze: DataFrame, latest_ts: datetime) -> DataFrame:
     )
 
 
-def _events(triaged: DataFrame, customer_keys: DataFrame, sku: str, channel: object, rating: object) -> DataFrame:
+def _events(
+    triaged: DataFrame, customer_keys: DataFrame, sku: str, channel: object, rating: object
+) -> DataFrame:
     kept = triaged.where(F.col("_reason").isNull() & F.col("_duplicate").isNull())
     return attach_customer_key(kept, customer_keys, "_namespace", "_source_id").select(
         "_record_id",
@@ -165,7 +195,11 @@ def conform_interactions(
             mini_program, customer_keys, "item_id", F.lit("mini_program"), F.lit(None).cast("int")
         ),
         "reviews": _events(
-            reviews.withColumn("_event_type", F.lit("review")), customer_keys, "sku", F.col("_channel"), F.col("rating")
+            reviews.withColumn("_event_type", F.lit("review")),
+            customer_keys,
+            "sku",
+            F.col("_channel"),
+            F.col("rating"),
         ),
     }
     events = None
@@ -174,18 +208,25 @@ def conform_interactions(
         events = tagged if events is None else events.unionByName(tagged)
     # One event per interaction key, the same one on every run (smallest record id).
     same_key = Window.partitionBy(*INTERACTION_KEY).orderBy("_record_id")
-    ranked = events.withColumn("_key_rank", F.when(F.col("customer_key").isNotNull(), F.row_number().over(same_key)))
+    ranked = events.withColumn(
+        "_key_rank", F.when(F.col("customer_key").isNotNull(), F.row_number().over(same_key))
+    )
     fates = {
         feed: late_fates(
             ranked.where((F.col("_feed") == feed) & F.col("customer_key").isNull()),
             reason="unknown_customer",
             detail="no customer identity for this id",
         ).unionByName(
-            late_fates(ranked.where((F.col("_feed") == feed) & (F.col("_key_rank") > 1)), duplicate="same_interaction")
+            late_fates(
+                ranked.where((F.col("_feed") == feed) & (F.col("_key_rank") > 1)),
+                duplicate="same_interaction",
+            )
         )
         for feed in sources
     }
-    clicks_and_reviews = ranked.where(F.col("_key_rank") == 1).select(*INTERACTION_KEY, "channel", "quantity", "rating")
+    clicks_and_reviews = ranked.where(F.col("_key_rank") == 1).select(
+        *INTERACTION_KEY, "channel", "quantity", "rating"
+    )
 
     bought = order_lines.where(F.col("quantity") > 0).join(
         orders.select("order_id", "customer_key", F.col("order_ts").alias("event_ts"), "channel"), "order_id"

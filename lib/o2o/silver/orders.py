@@ -10,7 +10,14 @@ from pyspark.sql import Column, DataFrame, Window
 
 from o2o.contracts import MONEY, ONLINE_CHANNELS, ORDER_STATUSES, SILVER
 from o2o.silver.identity import clean_id, online_namespace, pos_identity
-from o2o.silver.quarantine import bad_timestamp, blank, first_failure, late_fates, mark_duplicates, with_record_ids
+from o2o.silver.quarantine import (
+    bad_timestamp,
+    blank,
+    first_failure,
+    late_fates,
+    mark_duplicates,
+    with_record_ids,
+)
 
 POS_TIME_FORMAT = "yyyy-MM-dd HH:mm:ss"
 STATUS_SYNONYMS = {
@@ -46,7 +53,8 @@ def canonical_status(status: Column) -> Column:
     """The order status in ORDER_STATUSES vocabulary (synonyms mapped); null when unknown."""
     cleaned = F.lower(F.trim(status))
     mapped = F.coalesce(
-        F.try_element_at(F.create_map(*[F.lit(x) for kv in STATUS_SYNONYMS.items() for x in kv]), cleaned), cleaned
+        F.try_element_at(F.create_map(*[F.lit(x) for kv in STATUS_SYNONYMS.items() for x in kv]), cleaned),
+        cleaned,
     )
     return F.when(mapped.isin(*ORDER_STATUSES), mapped)
 
@@ -75,7 +83,9 @@ def pos_time_utc(sold_at_local: Column, timezone: Column) -> Column:
     return F.to_utc_timestamp(F.try_to_timestamp(sold_at_local, F.lit(POS_TIME_FORMAT)), timezone)
 
 
-def attach_customer_key(rows: DataFrame, customer_keys: DataFrame, namespace: str, source_id: str) -> DataFrame:
+def attach_customer_key(
+    rows: DataFrame, customer_keys: DataFrame, namespace: str, source_id: str
+) -> DataFrame:
     """`rows` with `customer_key` joined from the identity lookup on (namespace, source id); null when not found."""
     lookup = customer_keys.select(
         F.col("namespace").alias("_ck_namespace"),
@@ -109,23 +119,52 @@ def triage_online_orders(bronze: DataFrame, store_ids: list[str], latest_ts: dat
             (blank("order_id"), "missing_key", "order_id is missing"),
             (blank("customer_id"), "missing_key", "customer_id is missing"),
             (F.exists(items, lambda item: blank(item["sku"])), "missing_key", "an item has no sku"),
-            (~F.col("channel").isin(*ONLINE_CHANNELS) | F.col("channel").isNull(), "unknown_channel",
-             F.concat(F.lit("channel "), F.coalesce(F.col("channel"), F.lit("null")))),
-            (bad_timestamp(F.col("_order_ts"), latest_ts), "impossible_timestamp",
-             F.concat(F.lit("order_ts "), F.coalesce(F.col("order_ts"), F.lit("null")))),
-            (F.col("updated_ts").isNotNull() & bad_timestamp(F.try_to_timestamp("updated_ts"), latest_ts),
-             "impossible_timestamp", F.concat(F.lit("updated_ts "), F.col("updated_ts"))),
-            (F.exists(items, lambda item: item["unit_price"] < 0) | (F.col("shipping_fee") < 0), "negative_price",
-             "an item price or the shipping fee is below zero"),
-            (F.exists(items, lambda item: item["unit_price"].isNull()), "negative_price", "an item has no price"),
+            (
+                ~F.col("channel").isin(*ONLINE_CHANNELS) | F.col("channel").isNull(),
+                "unknown_channel",
+                F.concat(F.lit("channel "), F.coalesce(F.col("channel"), F.lit("null"))),
+            ),
+            (
+                bad_timestamp(F.col("_order_ts"), latest_ts),
+                "impossible_timestamp",
+                F.concat(F.lit("order_ts "), F.coalesce(F.col("order_ts"), F.lit("null"))),
+            ),
+            (
+                F.col("updated_ts").isNotNull() & bad_timestamp(F.try_to_timestamp("updated_ts"), latest_ts),
+                "impossible_timestamp",
+                F.concat(F.lit("updated_ts "), F.col("updated_ts")),
+            ),
+            (
+                F.exists(items, lambda item: item["unit_price"] < 0) | (F.col("shipping_fee") < 0),
+                "negative_price",
+                "an item price or the shipping fee is below zero",
+            ),
+            (
+                F.exists(items, lambda item: item["unit_price"].isNull()),
+                "negative_price",
+                "an item has no price",
+            ),
             (F.size(items) == 0, "bad_quantity", "order has no items"),
-            (F.exists(items, lambda item: item["quantity"].isNull() | (item["quantity"] <= 0)), "bad_quantity",
-             "an item quantity is missing or not positive"),
-            (F.col("_status").isNull(), "unknown_status",
-             F.concat(F.lit("status "), F.coalesce(F.col("status"), F.lit("null")))),
-            (F.col("_fulfilment").isNull(), "unknown_fulfilment", F.concat(F.lit("fulfilment "), F.col("fulfilment"))),
-            (F.col("pickup_store_id").isNotNull() & ~F.col("pickup_store_id").isin(*store_ids), "unknown_store",
-             F.concat(F.lit("pickup_store_id "), F.col("pickup_store_id"))),
+            (
+                F.exists(items, lambda item: item["quantity"].isNull() | (item["quantity"] <= 0)),
+                "bad_quantity",
+                "an item quantity is missing or not positive",
+            ),
+            (
+                F.col("_status").isNull(),
+                "unknown_status",
+                F.concat(F.lit("status "), F.coalesce(F.col("status"), F.lit("null"))),
+            ),
+            (
+                F.col("_fulfilment").isNull(),
+                "unknown_fulfilment",
+                F.concat(F.lit("fulfilment "), F.col("fulfilment")),
+            ),
+            (
+                F.col("pickup_store_id").isNotNull() & ~F.col("pickup_store_id").isin(*store_ids),
+                "unknown_store",
+                F.concat(F.lit("pickup_store_id "), F.col("pickup_store_id")),
+            ),
         ]
     )
     return mark_duplicates(
@@ -148,15 +187,32 @@ def triage_pos_sales(bronze: DataFrame, store_timezones: dict[str, str], latest_
     reason, detail = first_failure(
         [
             (F.col("_corrupt_record").isNotNull(), "malformed", "line does not fit the CSV header"),
-            (blank("store_id") | blank("receipt_no") | F.col("line_no").isNull(), "missing_key",
-             "store_id, receipt_no or line_no is missing"),
+            (
+                blank("store_id") | blank("receipt_no") | F.col("line_no").isNull(),
+                "missing_key",
+                "store_id, receipt_no or line_no is missing",
+            ),
             (blank("sku"), "missing_key", "sku is missing"),
-            (~F.col("store_id").isin(*store_timezones), "unknown_store", F.concat(F.lit("store_id "), F.col("store_id"))),
-            (bad_timestamp(F.col("_sold_at"), latest_ts), "impossible_timestamp",
-             F.concat(F.lit("sold_at_local "), F.coalesce(F.col("sold_at_local"), F.lit("null")))),
-            (F.col("unit_price").isNull() | (F.col("unit_price") < 0), "negative_price",
-             "unit_price is missing or below zero"),
-            (F.col("quantity").isNull() | (F.col("quantity") == 0), "bad_quantity", "quantity is missing or zero"),
+            (
+                ~F.col("store_id").isin(*store_timezones),
+                "unknown_store",
+                F.concat(F.lit("store_id "), F.col("store_id")),
+            ),
+            (
+                bad_timestamp(F.col("_sold_at"), latest_ts),
+                "impossible_timestamp",
+                F.concat(F.lit("sold_at_local "), F.coalesce(F.col("sold_at_local"), F.lit("null"))),
+            ),
+            (
+                F.col("unit_price").isNull() | (F.col("unit_price") < 0),
+                "negative_price",
+                "unit_price is missing or below zero",
+            ),
+            (
+                F.col("quantity").isNull() | (F.col("quantity") == 0),
+                "bad_quantity",
+                "quantity is missing or zero",
+            ),
         ]
     )
     triaged = mark_duplicates(
@@ -165,7 +221,12 @@ def triage_pos_sales(bronze: DataFrame, store_timezones: dict[str, str], latest_
         newest_first=[],
         other_category="conflicting_duplicate",
     )
-    is_copy = F.col("_reason").isNull() & F.col("_duplicate").isNull() & ~blank("online_order_id") & (F.col("quantity") > 0)
+    is_copy = (
+        F.col("_reason").isNull()
+        & F.col("_duplicate").isNull()
+        & ~blank("online_order_id")
+        & (F.col("quantity") > 0)
+    )
     return triaged.withColumn("_is_pickup_copy", is_copy).withColumn(
         "_duplicate", F.when(is_copy, F.lit("bopis_pos_copy")).otherwise(F.col("_duplicate"))
     )
@@ -256,7 +317,9 @@ def conform_orders(
         F.lit(None).cast(online_candidates.schema["items"].dataType).alias("items"),
     )
     # Ties go to the increment so a rerun after a kill classifies its rows exactly as the first attempt did.
-    newest = Window.partitionBy("order_id").orderBy(F.col("updated_ts").desc(), F.col("_from_increment").desc())
+    newest = Window.partitionBy("order_id").orderBy(
+        F.col("updated_ts").desc(), F.col("_from_increment").desc()
+    )
     base = (
         online_candidates.unionByName(existing)
         .withColumn("_rank", F.row_number().over(newest))
@@ -286,7 +349,9 @@ def conform_orders(
 
     combined = winners.join(evidence, "order_id", "full")
     has_base = F.col("channel").isNotNull()
-    pickup_newer = F.col("pickup_ts").isNotNull() & (F.col("updated_ts").isNull() | (F.col("pickup_ts") > F.col("updated_ts")))
+    pickup_newer = F.col("pickup_ts").isNotNull() & (
+        F.col("updated_ts").isNull() | (F.col("pickup_ts") > F.col("updated_ts"))
+    )
     online_orders = combined.where(has_base | F.col("_pickup_in_increment")).select(
         "order_id",
         F.coalesce("channel", F.lit("pos")).alias("channel"),
@@ -295,7 +360,9 @@ def conform_orders(
         F.coalesce("order_ts", "pickup_ts").alias("order_ts"),
         F.greatest("updated_ts", "pickup_ts").alias("updated_ts"),
         F.when(pickup_newer, F.lit("completed")).otherwise(F.col("status")).alias("status"),
-        F.when(F.col("pickup_ts").isNotNull(), F.lit("pick_up_in_store")).otherwise(F.col("fulfilment")).alias("fulfilment"),
+        F.when(F.col("pickup_ts").isNotNull(), F.lit("pick_up_in_store"))
+        .otherwise(F.col("fulfilment"))
+        .alias("fulfilment"),
         "currency",
         F.coalesce("item_amount", "pickup_amount").alias("item_amount"),
         F.coalesce("shipping_fee", F.lit(0).cast(MONEY)).alias("shipping_fee"),
@@ -362,7 +429,9 @@ def conform_orders(
     orders = online_orders.unionByName(pos_orders).select(
         *[F.col(f.name).cast(f.dataType) for f in SILVER["orders"].fields]
     )
-    lines = online_lines.unionByName(pos_lines).select(*[F.col(c).cast(SILVER["order_lines"][c].dataType) for c in line_cols])
+    lines = online_lines.unionByName(pos_lines).select(
+        *[F.col(c).cast(SILVER["order_lines"][c].dataType) for c in line_cols]
+    )
     return ConformedOrders(orders=orders, order_lines=lines, superseded=superseded)
 
 
@@ -378,7 +447,9 @@ def touched_order_ids(online: DataFrame, pos: DataFrame) -> DataFrame:
 
 def remap_customer_keys(rows: DataFrame, merges: DataFrame) -> DataFrame:
     """`rows` with every merged-away customer_key replaced by its surviving key (other rows unchanged)."""
-    moves = merges.select(F.col("merged_key").alias("_merged_key"), F.col("surviving_key").alias("_surviving_key"))
+    moves = merges.select(
+        F.col("merged_key").alias("_merged_key"), F.col("surviving_key").alias("_surviving_key")
+    )
     return (
         rows.join(F.broadcast(moves), F.col("customer_key") == F.col("_merged_key"), "left")
         .withColumn("customer_key", F.coalesce("_surviving_key", "customer_key"))

@@ -20,7 +20,11 @@ def triage_catalogue(bronze: DataFrame) -> DataFrame:
         [
             (F.col("_corrupt_record").isNotNull(), "malformed", "line does not fit the CSV header"),
             (blank("sku"), "missing_key", "sku is missing"),
-            (F.col("list_price") < 0, "negative_price", F.concat(F.lit("list_price "), F.col("list_price").cast("string"))),
+            (
+                F.col("list_price") < 0,
+                "negative_price",
+                F.concat(F.lit("list_price "), F.col("list_price").cast("string")),
+            ),
         ]
     )
     return mark_duplicates(
@@ -31,7 +35,9 @@ def triage_catalogue(bronze: DataFrame) -> DataFrame:
     ).drop("_sku")
 
 
-def conform_products(catalogue: DataFrame, seen_skus: DataFrame, known_skus: DataFrame, run_id: str) -> DataFrame:
+def conform_products(
+    catalogue: DataFrame, seen_skus: DataFrame, known_skus: DataFrame, run_id: str
+) -> DataFrame:
     """silver.products rows: kept catalogue records (is_known true) and unknown SKUs (is_known false).
 
     `seen_skus` (sku) are the SKUs of this increment's order lines and interactions; those neither in the

@@ -36,6 +36,14 @@ DUPLICATE_CATEGORIES = (
 )
 
 MIN_EVENT_TS = "2000-01-01 00:00:00"
+PII_FIELDS = ("phone", "email", "bound_phone")
+# A phone in a raw line: a mainland mobile however spaced, or any +international number; never part of a
+# longer token (hashes, epoch milliseconds) and never a date (dates do not start with + or 1[3-9]d).
+PHONE_TEXT = (
+    r"(?<![0-9A-Za-z])(?:(?:\+|00)?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}(?![0-9A-Za-z])"
+    r"|\+[0-9][0-9 ()\-]{6,16}[0-9](?![0-9A-Za-z])"
+)
+EMAIL_TEXT = r"[^@\s\",;]+@[^@\s\",;]+\.[A-Za-z]{2,}"
 
 
 def landing_columns(feed: str) -> list[str]:
@@ -58,7 +66,9 @@ def with_record_ids(bronze: DataFrame, feed: str) -> DataFrame:
         .withColumn("_occurrence", F.row_number().over(occurrence))
         .withColumn(
             "_record_id",
-            F.sha2(F.concat_ws("\u0001", "_source_file", "_payload", F.col("_occurrence").cast("string")), 256),
+            F.sha2(
+                F.concat_ws("\u0001", "_source_file", "_payload", F.col("_occurrence").cast("string")), 256
+            ),
         )
         .drop("_occurrence")
     )
@@ -71,8 +81,12 @@ def first_failure(checks: list[tuple[Column, str, Column | str]]) -> tuple[Colum
     for condition, code, text in reversed(checks):
         text_col = F.lit(text) if isinstance(text, str) else text
         cond = F.coalesce(condition, F.lit(False))
-        reason = F.when(cond, F.lit(code)).otherwise(reason if reason is not None else F.lit(None).cast("string"))
-        detail = F.when(cond, text_col).otherwise(detail if detail is not None else F.lit(None).cast("string"))
+        reason = F.when(cond, F.lit(code)).otherwise(
+            reason if reason is not None else F.lit(None).cast("string")
+        )
+        detail = F.when(cond, text_col).otherwise(
+            detail if detail is not None else F.lit(None).cast("string")
+        )
     return reason, detail
 
 
@@ -119,18 +133,33 @@ def kept(rows: DataFrame) -> DataFrame:
     return rows.where(F.col("_reason").isNull() & F.col("_duplicate").isNull())
 
 
+def redact_pii(payload: Column) -> Column:
+    """The raw payload with phone numbers and emails replaced by <phone>/<email>: PII stays in bronze.
+
+    JSON fields named phone/email/bound_phone are blanked by name; anything else that looks like a phone
+    or an email (CSV lines, free text) is replaced by pattern.
+    """
+    fields = "|".join(PII_FIELDS)
+    by_name = F.regexp_replace(payload, rf'"({fields})"\s*:\s*"[^"]*"', '"$1":"<redacted>"')
+    return F.regexp_replace(F.regexp_replace(by_name, EMAIL_TEXT, "<email>"), PHONE_TEXT, "<phone>")
+
+
 def quarantine_rows(triaged: DataFrame, feed: str, run_id: str, quarantined_at: datetime) -> DataFrame:
-    """silver.quarantine rows for every triaged bronze row that carries a reason code."""
-    return triaged.where(F.col("_reason").isNotNull()).select(
-        F.lit(feed).alias("feed"),
-        F.col("_record_id").alias("record_id"),
-        F.col("_reason").alias("reason"),
-        F.col("_detail").alias("detail"),
-        F.col("_source_file").alias("source_file"),
-        F.col("_payload").alias("raw_payload"),
-        F.lit(run_id).alias("run_id"),
-        F.lit(quarantined_at).cast("timestamp").alias("quarantined_at"),
-    ).select(*[F.col(f.name).cast(f.dataType) for f in SILVER["quarantine"].fields])
+    """silver.quarantine rows for every triaged bronze row that carries a reason code (payload PII redacted)."""
+    return (
+        triaged.where(F.col("_reason").isNotNull())
+        .select(
+            F.lit(feed).alias("feed"),
+            F.col("_record_id").alias("record_id"),
+            F.col("_reason").alias("reason"),
+            F.col("_detail").alias("detail"),
+            F.col("_source_file").alias("source_file"),
+            redact_pii(F.col("_payload")).alias("raw_payload"),
+            F.lit(run_id).alias("run_id"),
+            F.lit(quarantined_at).cast("timestamp").alias("quarantined_at"),
+        )
+        .select(*[F.col(f.name).cast(f.dataType) for f in SILVER["quarantine"].fields])
+    )
 
 
 def apply_late_fates(triaged: DataFrame, late: DataFrame | None) -> DataFrame:
@@ -150,14 +179,28 @@ def apply_late_fates(triaged: DataFrame, late: DataFrame | None) -> DataFrame:
     still_kept = F.col("_reason").isNull() & F.col("_duplicate").isNull()
     return (
         triaged.join(fates, "_record_id", "left")
-        .withColumn("_detail", F.when(still_kept & F.col("_late_reason").isNotNull(), F.col("_late_detail")).otherwise(F.col("_detail")))
-        .withColumn("_duplicate", F.when(still_kept & F.col("_late_reason").isNull(), F.col("_late_duplicate")).otherwise(F.col("_duplicate")))
-        .withColumn("_reason", F.when(still_kept, F.coalesce("_late_reason", "_reason")).otherwise(F.col("_reason")))
+        .withColumn(
+            "_detail",
+            F.when(still_kept & F.col("_late_reason").isNotNull(), F.col("_late_detail")).otherwise(
+                F.col("_detail")
+            ),
+        )
+        .withColumn(
+            "_duplicate",
+            F.when(still_kept & F.col("_late_reason").isNull(), F.col("_late_duplicate")).otherwise(
+                F.col("_duplicate")
+            ),
+        )
+        .withColumn(
+            "_reason", F.when(still_kept, F.coalesce("_late_reason", "_reason")).otherwise(F.col("_reason"))
+        )
         .drop("_late_reason", "_late_detail", "_late_duplicate")
     )
 
 
-def late_fates(rows: DataFrame, reason: str | None = None, duplicate: str | None = None, detail: str | None = None) -> DataFrame:
+def late_fates(
+    rows: DataFrame, reason: str | None = None, duplicate: str | None = None, detail: str | None = None
+) -> DataFrame:
     """(`_record_id`, `_reason`, `_detail`, `_duplicate`) for `apply_late_fates`: one reason or one duplicate category."""
     return rows.select(
         "_record_id",
@@ -199,7 +242,9 @@ def reconciliation(counts: list, bronze_rows: dict[str, int]) -> dict:
             else:
                 bucket = entry["quarantined"] if row["outcome"] == "quarantined" else entry["duplicates"]
                 bucket[row["category"]] = bucket.get(row["category"], 0) + row["rows"]
-        accounted = entry["silver_rows"] + sum(entry["quarantined"].values()) + sum(entry["duplicates"].values())
+        accounted = (
+            entry["silver_rows"] + sum(entry["quarantined"].values()) + sum(entry["duplicates"].values())
+        )
         entry["balanced"] = accounted == read
         report[feed] = entry
     return report
@@ -210,7 +255,9 @@ def triage_crm_members(bronze: DataFrame) -> DataFrame:
 
     Kept rows feed identity resolution (customers, customer_identity); the CRM has no table of its own.
     """
-    rows = with_record_ids(bronze, "crm_members").withColumn("_member", F.upper(F.regexp_replace("member_id", r"\s+", "")))
+    rows = with_record_ids(bronze, "crm_members").withColumn(
+        "_member", F.upper(F.regexp_replace("member_id", r"\s+", ""))
+    )
     reason, detail = first_failure(
         [
             (F.col(CORRUPT).isNotNull(), "malformed", "line does not fit the CSV header"),

@@ -21,7 +21,13 @@ from o2o.silver.interactions import (
     triage_mini_program_clickstream,
     triage_reviews,
 )
-from o2o.silver.orders import conform_orders, remap_customer_keys, touched_order_ids, triage_online_orders, triage_pos_sales
+from o2o.silver.orders import (
+    conform_orders,
+    remap_customer_keys,
+    touched_order_ids,
+    triage_online_orders,
+    triage_pos_sales,
+)
 from o2o.silver.pii import pii_salt
 from o2o.silver.products import conform_products, triage_catalogue
 from o2o.silver.quarantine import (
@@ -42,7 +48,14 @@ WATERMARK_SCHEMA = StructType(
         StructField("processed_at", TimestampType(), True),
     ]
 )
-IDENTITY_FEEDS = ("online_orders", "app_clickstream", "mini_program_clickstream", "pos_sales", "crm_members", "reviews")
+IDENTITY_FEEDS = (
+    "online_orders",
+    "app_clickstream",
+    "mini_program_clickstream",
+    "pos_sales",
+    "crm_members",
+    "reviews",
+)
 WRITE_ORDER = ("quarantine", "products", "orders", "order_lines", "interactions")
 IDENTITY_TABLES = ("identity_edges", "customer_merges", "customers", "customer_identity")
 
@@ -59,10 +72,14 @@ def watermarks(spark: SparkSession, cfg: Config) -> dict[str, int]:
     return {row["feed"]: row["bronze_version"] for row in lake.read(spark, cfg, WATERMARKS).collect()}
 
 
-def _increment(spark: SparkSession, cfg: Config, feed: str, after: int | None, up_to: int | None) -> DataFrame:
+def _increment(
+    spark: SparkSession, cfg: Config, feed: str, after: int | None, up_to: int | None
+) -> DataFrame:
     if up_to is None or after == up_to:
         return spark.createDataFrame([], bronze_schema(feed))
-    return lake.read_changes(spark, cfg, bronze_table(feed), after, up_to).select(*bronze_schema(feed).fieldNames())
+    return lake.read_changes(spark, cfg, bronze_table(feed), after, up_to).select(
+        *bronze_schema(feed).fieldNames()
+    )
 
 
 def _existing(spark: SparkSession, cfg: Config, table: str) -> DataFrame | None:
@@ -83,13 +100,19 @@ def _delete_keys(spark: SparkSession, cfg: Config, table: str, keys: DataFrame) 
     )
 
 
-def run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tuple[str, ...] = ()) -> StageResult:
+def run(
+    spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tuple[str, ...] = ()
+) -> StageResult:
     """bronze.<feed> increments -> silver customers, identities, products, orders, order lines, interactions, quarantine."""
     result = StageResult(stage="silver")
     done = watermarks(spark, cfg)
     current = {feed: lake.version(spark, cfg, bronze_table(feed)) for feed in FEEDS}
     result.input_versions = {bronze_table(feed): version for feed, version in current.items()}
-    pending = {feed: version for feed, version in current.items() if version is not None and version != done.get(feed)}
+    pending = {
+        feed: version
+        for feed, version in current.items()
+        if version is not None and version != done.get(feed)
+    }
     if not pending:
         result.details = {"nothing_new": True}
         result.output_versions = {f"silver.{t}": lake.version(spark, cfg, f"silver.{t}") for t in SILVER}
@@ -151,7 +174,13 @@ def run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tupl
             touched_order_ids(triaged["online_orders"], triaged["pos_sales"]), "order_id", "left_semi"
         )
         conformed = conform_orders(
-            triaged["online_orders"], triaged["pos_sales"], lookup, existing_orders, salt, country_code, run_id
+            triaged["online_orders"],
+            triaged["pos_sales"],
+            lookup,
+            existing_orders,
+            salt,
+            country_code,
+            run_id,
         )
         orders = remap_customer_keys(conformed.orders, merges).cache()
         order_lines = conformed.order_lines.cache()
@@ -211,7 +240,15 @@ def run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tupl
         for table in WRITE_ORDER:
             name = f"silver.{table}"
             quality.gate(
-                spark, cfg, name, outputs[table], run_id=run_id, stage="silver", as_of=as_of, related=related, accept=accept
+                spark,
+                cfg,
+                name,
+                outputs[table],
+                run_id=run_id,
+                stage="silver",
+                as_of=as_of,
+                related=related,
+                accept=accept,
             )
             lake.ensure_table(spark, cfg, name, SILVER[table], change_feed=True)
             # Orders need no newer_wins_by here: conform_orders already combined each order with its silver
@@ -224,14 +261,24 @@ def run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tupl
         # Identity tables last, customer_identity the very last: until it is written a rerun resolves the
         # same merges again, so a run killed in between converges.
         for table, rows in (("customers", customers), ("customer_identity", resolved.identity)):
-            quality.gate(spark, cfg, f"silver.{table}", rows, run_id=run_id, stage="silver", as_of=as_of, accept=accept)
+            quality.gate(
+                spark, cfg, f"silver.{table}", rows, run_id=run_id, stage="silver", as_of=as_of, accept=accept
+            )
         for table in IDENTITY_TABLES:
             lake.ensure_table(spark, cfg, f"silver.{table}", SILVER[table], change_feed=True)
         lake.merge_upsert(resolved.edges, cfg, "silver.identity_edges", SILVER_KEYS["identity_edges"])
-        lake.merge_upsert(merges, cfg, "silver.customer_merges", SILVER_KEYS["customer_merges"], update_when_changed=("surviving_key",))
+        lake.merge_upsert(
+            merges,
+            cfg,
+            "silver.customer_merges",
+            SILVER_KEYS["customer_merges"],
+            update_when_changed=("surviving_key",),
+        )
         lake.merge_upsert(customers, cfg, "silver.customers", SILVER_KEYS["customers"])
         _delete_keys(spark, cfg, "customers", identity.retired_customer_keys(merges))
-        lake.merge_upsert(resolved.identity, cfg, "silver.customer_identity", SILVER_KEYS["customer_identity"])
+        lake.merge_upsert(
+            resolved.identity, cfg, "silver.customer_identity", SILVER_KEYS["customer_identity"]
+        )
 
         # The watermark is written last: a run killed before this line reprocesses the same increment.
         lake.ensure_table(spark, cfg, WATERMARKS, WATERMARK_SCHEMA)
@@ -245,7 +292,9 @@ def run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tupl
         result.rows_rejected = sum(sum(entry["quarantined"].values()) for entry in report.values())
         result.details = {
             "reconciliation": report,
-            "bronze_versions_processed": {feed: [done.get(feed), version] for feed, version in pending.items()},
+            "bronze_versions_processed": {
+                feed: [done.get(feed), version] for feed, version in pending.items()
+            },
             "anonymous_orders": anonymous_orders,
             "anonymous_purchase_lines": anonymous_lines,
             "identity_iterations": resolved.iterations,
@@ -253,7 +302,9 @@ def run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tupl
         result.output_versions = {f"silver.{t}": lake.version(spark, cfg, f"silver.{t}") for t in SILVER}
         result.output_versions[WATERMARKS] = lake.version(spark, cfg, WATERMARKS)
         if not all(entry["balanced"] for entry in report.values()):
-            raise RuntimeError(f"silver reconciliation does not add up (bronze = silver + quarantine + duplicates): {report}")
+            raise RuntimeError(
+                f"silver reconciliation does not add up (bronze = silver + quarantine + duplicates): {report}"
+            )
         return result
     finally:
         for frame in cached:
@@ -269,15 +320,15 @@ def _apply_merges(spark: SparkSession, cfg: Config, merges: DataFrame) -> None:
         moved = remap_customer_keys(
             lake.read(spark, cfg, "silver.orders").join(merged_keys, "customer_key", "left_semi"), merges
         )
-        lake.merge_upsert(moved, cfg, "silver.orders", SILVER_KEYS["orders"], update_when_changed=("customer_key",))
+        lake.merge_upsert(
+            moved, cfg, "silver.orders", SILVER_KEYS["orders"], update_when_changed=("customer_key",)
+        )
     if lake.exists(spark, cfg, "silver.interactions"):
         # Insert under the surviving key first, then delete the old rows: a kill in between leaves both,
         # and the rerun (same merges, as customer_identity is not yet re-pointed) finishes the move.
-        moved = (
-            remap_customer_keys(
-                lake.read(spark, cfg, "silver.interactions").join(merged_keys, "customer_key", "left_semi"), merges
-            )
-            .dropDuplicates(INTERACTION_KEY)
-        )
+        moved = remap_customer_keys(
+            lake.read(spark, cfg, "silver.interactions").join(merged_keys, "customer_key", "left_semi"),
+            merges,
+        ).dropDuplicates(INTERACTION_KEY)
         lake.merge_upsert(moved, cfg, "silver.interactions", SILVER_KEYS["interactions"])
         _delete_keys(spark, cfg, "interactions", merged_keys)

@@ -26,7 +26,14 @@ NOT_REGISTERED = 1 << 30
 MAX_LAG_DAYS = 16
 MAX_DAILY_PURCHASE_P = 0.95
 
-DAILY_FEEDS = ("online_orders", "app_clickstream", "mini_program_clickstream", "pos_sales", "crm_members", "reviews")
+DAILY_FEEDS = (
+    "online_orders",
+    "app_clickstream",
+    "mini_program_clickstream",
+    "pos_sales",
+    "crm_members",
+    "reviews",
+)
 FILE_STEMS = {
     "online_orders": ("online_orders", "jsonl"),
     "app_clickstream": ("app_events", "jsonl"),
@@ -40,21 +47,42 @@ ONLINE_CHANNELS = np.array(["web", "app", "mini_program"], dtype=object)
 POS = 3
 
 CATEGORIES = np.array(
-    ["Apparel", "Shoes", "Beauty", "Home", "Kitchen", "Electronics", "Toys", "Sports", "Books", "Snacks", "Baby", "Bags"],
+    [
+        "Apparel",
+        "Shoes",
+        "Beauty",
+        "Home",
+        "Kitchen",
+        "Electronics",
+        "Toys",
+        "Sports",
+        "Books",
+        "Snacks",
+        "Baby",
+        "Bags",
+    ],
     dtype=object,
 )
 CATEGORY_SHARE = np.array([0.16, 0.09, 0.12, 0.1, 0.08, 0.07, 0.06, 0.08, 0.05, 0.09, 0.05, 0.05])
 CATEGORY_PRICE = np.array([199, 399, 159, 129, 99, 899, 149, 259, 59, 39, 169, 329], dtype=float)
-ADJECTIVES = np.array(["Classic", "Urban", "Soft", "Light", "Pro", "Daily", "Premium", "Eco", "Mini", "Smart"], dtype=object)
+ADJECTIVES = np.array(
+    ["Classic", "Urban", "Soft", "Light", "Pro", "Daily", "Premium", "Eco", "Mini", "Smart"], dtype=object
+)
 BRANDS = np.array(
     ["Huali", "Yunfeng", "Bluebird", "Mingdu", "Lotus", "Qingshan", "Northstar", "Jade", "Pandaa", "Suzhu", "Tianma",
      "Redleaf", "Harbor", "Kirin", "Silkroad", "Moonlit", "Bamboo", "Zenith", "Orchid", "Lumen"],
     dtype=object,
 )  # fmt: skip
 OTHER_CITIES = ("Hangzhou", "Shenzhen", "Wuhan", "Nanjing", "Xi'an")
-FAMILY = np.array(["wang", "li", "zhang", "liu", "chen", "yang", "huang", "zhao", "wu", "zhou", "xu", "sun"], dtype=object)
-GIVEN = np.array(["wei", "fang", "na", "min", "jing", "lei", "yang", "jie", "tao", "ying", "hui", "qiang"], dtype=object)
-EMAIL_DOMAINS = np.array(["qq.com", "163.com", "126.com", "gmail.com", "outlook.com", "sina.com"], dtype=object)
+FAMILY = np.array(
+    ["wang", "li", "zhang", "liu", "chen", "yang", "huang", "zhao", "wu", "zhou", "xu", "sun"], dtype=object
+)
+GIVEN = np.array(
+    ["wei", "fang", "na", "min", "jing", "lei", "yang", "jie", "tao", "ying", "hui", "qiang"], dtype=object
+)
+EMAIL_DOMAINS = np.array(
+    ["qq.com", "163.com", "126.com", "gmail.com", "outlook.com", "sina.com"], dtype=object
+)
 REGISTER_CHANNELS = np.array(["pos", "app", "mini_program", "web"], dtype=object)
 APP_VERSIONS = np.array(["5.8.2", "5.9.0", "6.0.1", "6.1.0"], dtype=object)
 MP_SCENES = np.array([1001, 1007, 1011, 1047, 1089])
@@ -64,7 +92,34 @@ REVIEW_TEXT = np.array(
     dtype=object,
 )  # fmt: skip
 # Share of the day's online orders per hour (Shanghai time) and of store sales per opening hour (local time).
-ONLINE_HOURS = np.array([1, 0.6, 0.3, 0.2, 0.2, 0.3, 0.6, 1.2, 2, 2.5, 3, 3.2, 3.5, 3, 2.8, 2.8, 3, 3.2, 3.5, 4.2, 5, 5.2, 4.2, 2.5])
+ONLINE_HOURS = np.array(
+    [
+        1,
+        0.6,
+        0.3,
+        0.2,
+        0.2,
+        0.3,
+        0.6,
+        1.2,
+        2,
+        2.5,
+        3,
+        3.2,
+        3.5,
+        3,
+        2.8,
+        2.8,
+        3,
+        3.2,
+        3.5,
+        4.2,
+        5,
+        5.2,
+        4.2,
+        2.5,
+    ]
+)
 STORE_HOURS = np.array([1, 1.5, 2, 2, 1.5, 1.5, 1.8, 2, 2.5, 2.5, 2, 1.2])  # 10:00 .. 21:59
 WEEKDAY_FACTOR = np.array([0.92, 0.9, 0.95, 1.0, 1.08, 1.15, 1.0])
 FESTIVALS = {(6, 18): 1.8, (11, 11): 2.5, (12, 12): 1.5}
@@ -134,12 +189,22 @@ def _phone_text(digits: pd.Series, style: np.ndarray) -> pd.Series:
         head + " " + mid + " " + tail,
         "+86" + digits,
     ]
-    return _text(np.select([style == k for k in range(len(variants))], [v.to_numpy(object) for v in variants], None))
+    return _text(
+        np.select([style == k for k in range(len(variants))], [v.to_numpy(object) for v in variants], None)
+    )
 
 
 def _pick_style(rng: np.random.Generator, n: int, weights) -> np.ndarray:
     weights = np.asarray(weights, dtype=float)
     return rng.choice(len(weights), size=n, p=weights / weights.sum())
+
+
+def _objects(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as plain object arrays: the generator reads them back as numpy many times a day."""
+    text = [
+        c for c in frame.columns if pd.api.types.is_string_dtype(frame[c].dtype) and frame[c].dtype != object
+    ]
+    return frame.astype(dict.fromkeys(text, object)) if text else frame
 
 
 def _json_lines(feed: str, values: dict[str, pd.Series]) -> pd.Series:
@@ -151,7 +216,9 @@ def _json_lines(feed: str, values: dict[str, pd.Series]) -> pd.Series:
     for position, fld in enumerate(fields):
         value = values[fld.name]
         rendered = ('"' + value + '"') if isinstance(fld.dataType, StringType) else value
-        parts.append(("{" if position == 0 else ",") + f'"{fld.name}":' + rendered.where(value.notna(), "null"))
+        parts.append(
+            ("{" if position == 0 else ",") + f'"{fld.name}":' + rendered.where(value.notna(), "null")
+        )
     line = parts[0]
     for part in parts[1:]:
         line = line + part
@@ -225,9 +292,14 @@ class _World:
         prefs = self.persons[["pref_1", "pref_2"]].to_numpy()[safe]
         category = np.where(pick_second, prefs[:, 1], prefs[:, 0])
         by_category = self.category_order[
-            np.minimum(np.searchsorted(self.category_cum, category + within, side="right"), len(self.category_order) - 1)
+            np.minimum(
+                np.searchsorted(self.category_cum, category + within, side="right"),
+                len(self.category_order) - 1,
+            )
         ]
-        by_popularity = np.minimum(np.searchsorted(self.global_cum, anywhere, side="right"), len(self.global_cum) - 1)
+        by_popularity = np.minimum(
+            np.searchsorted(self.global_cum, anywhere, side="right"), len(self.global_cum) - 1
+        )
         return np.where(
             known & (mode < 0.45),
             self.favourites[safe, fav],
@@ -239,9 +311,12 @@ def _build_world(cfg: Config, customers: int, seed: int, start: date) -> _World:
     gen = cfg.generator
     rng = _rng(seed, -1, "world")
     if not cfg.silver.stores:
-        raise ValueError("silver.stores in conf/base.yaml is empty; the generator needs at least one store for POS sales")
+        raise ValueError(
+            "silver.stores in conf/base.yaml is empty; the generator needs at least one store for POS sales"
+        )
     stores = pd.DataFrame(
-        [(s.store_id, s.city, s.timezone) for s in cfg.silver.stores], columns=["store_id", "city", "timezone"]
+        [(s.store_id, s.city, s.timezone) for s in cfg.silver.stores],
+        columns=["store_id", "city", "timezone"],
     )
     n = int(customers)
 
@@ -250,7 +325,9 @@ def _build_world(cfg: Config, customers: int, seed: int, start: date) -> _World:
     category = rng.choice(len(CATEGORIES), size=n_products, p=CATEGORY_SHARE)
     rank = rng.permutation(n_products)
     weight = 1.0 / np.power(rank + 1.0, 1.05)
-    list_cents = np.round(CATEGORY_PRICE[category] * rng.lognormal(0.0, 0.45, n_products) * 100).astype(np.int64)
+    list_cents = np.round(CATEGORY_PRICE[category] * rng.lognormal(0.0, 0.45, n_products) * 100).astype(
+        np.int64
+    )
     list_cents = (list_cents // 100) * 100 + np.where(rng.random(n_products) < 0.6, 99, 0)
     sku_numbers = _unique_numbers(rng, n_products, 900_000) + 100_000
     products = pd.DataFrame(
@@ -260,7 +337,9 @@ def _build_world(cfg: Config, customers: int, seed: int, start: date) -> _World:
             "brand": BRANDS[rng.integers(0, len(BRANDS), n_products)],
             "list_cents": list_cents,
             "quality": np.clip(rng.normal(4.0, 0.55, n_products), 1.5, 4.9),
-            "launched_at": _day_text(np.datetime64(start, "D"), -rng.integers(20, 1500, n_products)).to_numpy(object),
+            "launched_at": _day_text(np.datetime64(start, "D"), -rng.integers(20, 1500, n_products)).to_numpy(
+                object
+            ),
             "category_code": category,
         }
     )
@@ -282,13 +361,23 @@ def _build_world(cfg: Config, customers: int, seed: int, start: date) -> _World:
     category_cum = sorted_category + (running - before) / totals[sorted_category]
     global_cum = np.cumsum(weight) / weight.sum()
     by_popularity = np.argsort(rank)
-    unknown_idx = np.sort(rng.choice(by_popularity[10 : max(11, min(n_products, 150))], size=min(5, n_products // 20 or 1), replace=False))
+    unknown_idx = np.sort(
+        rng.choice(
+            by_popularity[n_products // 8 : max(n_products // 8 + 1, n_products // 2)],
+            size=min(5, n_products // 20 or 1),
+            replace=False,
+        )
+    )
     unknown_skus = sorted(products["sku"].to_numpy()[unknown_idx].tolist())
 
     # persons: a city (most near a store), one unique mobile each, most an email, ~60% CRM members
-    cities = list(dict.fromkeys(stores["city"].tolist())) + [c for c in OTHER_CITIES if c not in set(stores["city"])]
+    cities = list(dict.fromkeys(stores["city"].tolist())) + [
+        c for c in OTHER_CITIES if c not in set(stores["city"])
+    ]
     domestic = set(stores.loc[stores["timezone"].isin([SHANGHAI]), "city"])
-    city_weight = np.array([1.6 if c in domestic else 0.45 if c in set(stores["city"]) else 0.5 for c in cities])
+    city_weight = np.array(
+        [1.6 if c in domestic else 0.45 if c in set(stores["city"]) else 0.5 for c in cities]
+    )
     city = np.array(cities, dtype=object)[rng.choice(len(cities), size=n, p=city_weight / city_weight.sum())]
     store_of_city = dict(zip(stores["city"], range(len(stores)), strict=False))
     home_store = pd.Series(city).map(store_of_city).fillna(-1).astype(int).to_numpy()
@@ -311,7 +400,9 @@ def _build_world(cfg: Config, customers: int, seed: int, start: date) -> _World:
     is_member = rng.random(n) < 0.6
     member_width = max(7, len(str(20 * n)))
     member_id = np.where(
-        is_member, ("M" + _int_text(_unique_numbers(rng, n, 10**member_width), member_width)).to_numpy(object), None
+        is_member,
+        ("M" + _int_text(_unique_numbers(rng, n, 10**member_width), member_width)).to_numpy(object),
+        None,
     )
     preexisting = rng.random(n) < 0.65
     register_day = np.where(
@@ -327,7 +418,9 @@ def _build_world(cfg: Config, customers: int, seed: int, start: date) -> _World:
     has_account |= nothing
     account_width = max(6, len(str(10 * n)))
     account_id = np.where(
-        has_account, ("A" + _int_text(_unique_numbers(rng, n, 10**account_width), account_width)).to_numpy(object), None
+        has_account,
+        ("A" + _int_text(_unique_numbers(rng, n, 10**account_width), account_width)).to_numpy(object),
+        None,
     )
     openid = np.where(has_openid, "oX" + _random_codes(rng, n, 26, ALPHABET64), None)
     available = np.column_stack([has_account, uses_app, has_openid, shops_in_store]).astype(float)
@@ -376,6 +469,7 @@ def _build_world(cfg: Config, customers: int, seed: int, start: date) -> _World:
         }
     )
 
+    persons, products, devices = _objects(persons), _objects(products), _objects(devices)
     world = _World(
         seed=seed,
         start=start,
@@ -422,7 +516,9 @@ def _plan_campaign(world: _World, cfg: Config) -> None:
         "control_share": float(spec.get("control_share", cfg.gold.control_share)),
     }
     persons = world.persons
-    target = persons["member_id"].notna().to_numpy() & (persons["register_day"].to_numpy() < campaign["start_day"])
+    target = persons["member_id"].notna().to_numpy() & (
+        persons["register_day"].to_numpy() < campaign["start_day"]
+    )
     # one hash per targeted member, once per world: hashlib has no vectorised form
     control = np.array(
         [
@@ -531,10 +627,20 @@ def _creations(world: _World, day: int) -> _Creations:
         world, day, rng, online, buyer, channel, store, lines
     )
     pos_rows = _pos_sales(world, day, rng, in_store, buyer, store, lines, pickup_rows)
-    return _Creations(online_orders, online_lines, records, pos_rows, reviews)
+    return _Creations(*(_objects(f) for f in (online_orders, online_lines, records, pos_rows, reviews)))
 
 
-def _online_orders(world, day, rng, online, buyer, channel, store, lines):
+def _online_orders(
+    world: _World,
+    day: int,
+    rng: np.random.Generator,
+    online: np.ndarray,
+    buyer: np.ndarray,
+    channel: np.ndarray,
+    store: np.ndarray,
+    lines: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Online orders of the day: orders, their lines, every status record, the POS rows of pick-ups, and reviews."""
     persons = world.persons
     stores = world.stores
     start64 = world.start64
@@ -549,7 +655,9 @@ def _online_orders(world, day, rng, online, buyer, channel, store, lines):
     customer_id = np.where(
         chan == 2, persons["openid"].to_numpy()[person], persons["account_id"].to_numpy()[person]
     )
-    phone = _phone_text(_text(persons["online_phone"].to_numpy()[person]), _pick_style(rng, n, [35, 15, 15, 8, 7, 10, 10]))
+    phone = _phone_text(
+        _text(persons["online_phone"].to_numpy()[person]), _pick_style(rng, n, [35, 15, 15, 8, 7, 10, 10])
+    )
     email_raw = _text(persons["email"].to_numpy()[person])
     email_style = _pick_style(rng, n, [80, 10, 10])
     email = _text(
@@ -561,7 +669,7 @@ def _online_orders(world, day, rng, online, buyer, channel, store, lines):
     )
     email = email.where((rng.random(n) < 0.85) | persons["alt_phone"].to_numpy()[person], None)
     home = store[online]
-    pickup = (home >= 0) & (rng.random(n) < 0.14)
+    pickup = (home >= 0) & (rng.random(n) < 0.2)
     cancelled = rng.random(n) < 0.05
     order_local = start64 + np.timedelta64(day, "D") + seconds.astype("timedelta64[s]")
 
@@ -576,7 +684,11 @@ def _online_orders(world, day, rng, online, buyer, channel, store, lines):
             "cents": basket_lines["cents"].to_numpy(),
         }
     ).sort_values(["order_id", "line_no"], kind="stable", ignore_index=True)
-    item_cents = order_lines.assign(total=order_lines["quantity"] * order_lines["cents"]).groupby("order_id")["total"].sum()
+    item_cents = (
+        order_lines.assign(total=order_lines["quantity"] * order_lines["cents"])
+        .groupby("order_id")["total"]
+        .sum()
+    )
     items_total = item_cents.reindex(order_id).to_numpy()
     shipping = np.where(pickup | (items_total >= 9900), 0, np.where(rng.random(n) < 0.5, 800, 1000))
     orders = pd.DataFrame(
@@ -597,12 +709,28 @@ def _online_orders(world, day, rng, online, buyer, channel, store, lines):
     # status lifecycle: first record on the creation day, later ones on the days they happen
     first_status = np.where((cancelled & (rng.random(n) < 0.5)) | (rng.random(n) < 0.03), "created", "paid")
     ship_day = day + 1 + (rng.random(n) < 0.4)
-    ship_local = start64 + ship_day.astype("timedelta64[D]") + (_sample_seconds(rng, np.ones(12), n, 8)).astype("timedelta64[s]")
+    ship_local = (
+        start64
+        + ship_day.astype("timedelta64[D]")
+        + (_sample_seconds(rng, np.ones(12), n, 8)).astype("timedelta64[s]")
+    )
     late_update = np.where(rng.random(n) < 0.04, 2, 0)
     deliver_day = ship_day + 1 + rng.integers(0, 4, n)
-    deliver_local = start64 + deliver_day.astype("timedelta64[D]") + _sample_seconds(rng, np.ones(12), n, 9).astype("timedelta64[s]")
-    cancel_local = start64 + np.timedelta64(day + 1, "D") + _sample_seconds(rng, np.ones(14), n, 8).astype("timedelta64[s]")
-    ready_local = start64 + np.timedelta64(day + 1, "D") + _sample_seconds(rng, np.ones(2), n, 7).astype("timedelta64[s]")
+    deliver_local = (
+        start64
+        + deliver_day.astype("timedelta64[D]")
+        + _sample_seconds(rng, np.ones(12), n, 9).astype("timedelta64[s]")
+    )
+    cancel_local = (
+        start64
+        + np.timedelta64(day + 1, "D")
+        + _sample_seconds(rng, np.ones(14), n, 8).astype("timedelta64[s]")
+    )
+    ready_local = (
+        start64
+        + np.timedelta64(day + 1, "D")
+        + _sample_seconds(rng, np.ones(2), n, 7).astype("timedelta64[s]")
+    )
     pickup_day = day + 1 + rng.integers(0, 3, n)
     pickup_seconds = _sample_seconds(rng, STORE_HOURS, n, 10)
     pickup_store = np.maximum(home, 0)
@@ -619,19 +747,32 @@ def _online_orders(world, day, rng, online, buyer, channel, store, lines):
     records = pd.concat(
         [
             pd.DataFrame({"o": idx, "status": first_status, "updated": order_local, "delay": 0}),
-            pd.DataFrame({"o": idx[cancelled], "status": "cancelled", "updated": cancel_local[cancelled], "delay": 0}),
             pd.DataFrame(
-                {"o": idx[normal], "status": "shipped", "updated": ship_local[normal], "delay": late_update[normal]}
+                {"o": idx[cancelled], "status": "cancelled", "updated": cancel_local[cancelled], "delay": 0}
             ),
-            pd.DataFrame({"o": idx[normal], "status": "delivered", "updated": deliver_local[normal], "delay": 0}),
+            pd.DataFrame(
+                {
+                    "o": idx[normal],
+                    "status": "shipped",
+                    "updated": ship_local[normal],
+                    "delay": late_update[normal],
+                }
+            ),
+            pd.DataFrame(
+                {"o": idx[normal], "status": "delivered", "updated": deliver_local[normal], "delay": 0}
+            ),
             pd.DataFrame(
                 {"o": idx[collect], "status": "ready_for_pickup", "updated": ready_local[collect], "delay": 0}
             ),
-            pd.DataFrame({"o": idx[collect], "status": "completed", "updated": pickup_shanghai[collect], "delay": 0}),
+            pd.DataFrame(
+                {"o": idx[collect], "status": "completed", "updated": pickup_shanghai[collect], "delay": 0}
+            ),
         ],
         ignore_index=True,
     )
-    records["file_day"] = (records["updated"].to_numpy().astype("datetime64[D]") - start64).astype(int) + records["delay"]
+    records["file_day"] = (records["updated"].to_numpy().astype("datetime64[D]") - start64).astype(
+        int
+    ) + records["delay"]
     records["order_id"] = order_id[records["o"].to_numpy()]
     records = records.drop(columns=["o", "delay"])
 
@@ -643,7 +784,9 @@ def _online_orders(world, day, rng, online, buyer, channel, store, lines):
         {
             "store": pickup_store[at],
             "receipt_no": (
-                _text(stores["store_id"].to_numpy()[pickup_store[at]]) + "-P" + _text(picked["order_id"].to_numpy())
+                _text(stores["store_id"].to_numpy()[pickup_store[at]])
+                + "-P"
+                + _text(picked["order_id"].to_numpy())
             ).to_numpy(object),
             "line_no": picked["line_no"].to_numpy(),
             "local": pickup_local[at],
@@ -691,12 +834,25 @@ def _to_shanghai(local: np.ndarray, timezones: np.ndarray) -> np.ndarray:
         mask = timezones == tz
         if not mask.any():
             continue
-        stamps = pd.DatetimeIndex(local[mask]).tz_localize(ZoneInfo(tz), ambiguous="NaT", nonexistent="shift_forward")
-        result[mask] = stamps.tz_convert(ZoneInfo(SHANGHAI)).tz_localize(None).to_numpy().astype("datetime64[s]")
+        stamps = pd.DatetimeIndex(local[mask]).tz_localize(
+            ZoneInfo(tz), ambiguous="NaT", nonexistent="shift_forward"
+        )
+        result[mask] = (
+            stamps.tz_convert(ZoneInfo(SHANGHAI)).tz_localize(None).to_numpy().astype("datetime64[s]")
+        )
     return result
 
 
-def _pos_sales(world, day, rng, in_store, buyer, store, lines, pickup_rows) -> pd.DataFrame:
+def _pos_sales(
+    world: _World,
+    day: int,
+    rng: np.random.Generator,
+    in_store: np.ndarray,
+    buyer: np.ndarray,
+    store: np.ndarray,
+    lines: pd.DataFrame,
+    pickup_rows: pd.DataFrame,
+) -> pd.DataFrame:
     """POS rows created on `day`: the day's sales, pick-ups of online orders, and returns of the day's sales later on."""
     persons = world.persons
     stores = world.stores
@@ -734,15 +890,21 @@ def _pos_sales(world, day, rng, in_store, buyer, store, lines, pickup_rows) -> p
     returning = sales.drop_duplicates("receipt_no")
     returning = returning[rng.random(len(returning)) < 0.03]
     line_count = sales.groupby("receipt_no").size().reindex(returning["receipt_no"]).to_numpy()
-    first_row = pd.Series(np.flatnonzero(~sales["receipt_no"].duplicated()), index=sales["receipt_no"].drop_duplicates())
-    chosen = first_row.loc[returning["receipt_no"]].to_numpy() + np.floor(rng.random(len(returning)) * line_count).astype(int)
+    first_row = pd.Series(
+        np.flatnonzero(~sales["receipt_no"].duplicated()), index=sales["receipt_no"].drop_duplicates()
+    )
+    chosen = first_row.loc[returning["receipt_no"]].to_numpy() + np.floor(
+        rng.random(len(returning)) * line_count
+    ).astype(int)
     back = sales.iloc[chosen].reset_index(drop=True)
     return_day = day + rng.integers(1, 8, len(back))
     returns = back.assign(
         receipt_no=(_text(back["receipt_no"]) + "-R").to_numpy(object),
         line_no=1,
         quantity=-np.floor(rng.random(len(back)) * back["quantity"].to_numpy() + 1).astype(int),
-        local=start64 + return_day.astype("timedelta64[D]") + _sample_seconds(rng, STORE_HOURS, len(back), 10).astype("timedelta64[s]"),
+        local=start64
+        + return_day.astype("timedelta64[D]")
+        + _sample_seconds(rng, STORE_HOURS, len(back), 10).astype("timedelta64[s]"),
         original_receipt_no=back["receipt_no"].to_numpy(),
         file_day=return_day,
     )
@@ -758,9 +920,11 @@ def _pos_sales(world, day, rng, in_store, buyer, store, lines, pickup_rows) -> p
     known = person >= 0
     safe = np.where(known, person, 0)
     member = persons["member_id"].to_numpy()[safe]
-    registered = known & (persons["register_day"].to_numpy()[safe] <= rows["file_day"].to_numpy()) & pd.notna(member)
+    registered = (
+        known & (persons["register_day"].to_numpy()[safe] <= rows["file_day"].to_numpy()) & pd.notna(member)
+    )
     by_card = registered & (ident_u < 0.9)
-    by_phone = known & ~by_card & (phone_u < np.where(registered, 0.5, 0.35))
+    by_phone = known & ~by_card & (phone_u < np.where(registered, 0.6, 0.45))
     card = _text(np.where(by_card, member, None))
     card = _text(
         np.select(
@@ -771,7 +935,11 @@ def _pos_sales(world, day, rng, in_store, buyer, store, lines, pickup_rows) -> p
     )
     phone_digits = _text(persons["phone"].to_numpy()[safe])
     rows["member_card"] = card.where(by_card, None).to_numpy(object)
-    rows["phone"] = _phone_text(phone_digits, np.where(style < 6, 0, np.where(style < 8, 5, 1))).where(by_phone, None).to_numpy(object)
+    rows["phone"] = (
+        _phone_text(phone_digits, np.where(style < 6, 0, np.where(style < 8, 5, 1)))
+        .where(by_phone, None)
+        .to_numpy(object)
+    )
     rows["member_id"] = np.where(by_card, member, None)
     rows["phone_e164"] = np.where(by_phone, ("+86" + phone_digits).to_numpy(object), None)
     return rows
@@ -788,7 +956,9 @@ class _File:
     header: str | None
     lines: list[str]
     faults: list[dict]
-    truth_lines: pd.DataFrame | None = None  # order-line truth: order_key, line_no, online_order_id, sku, valid, ...
+    truth_lines: pd.DataFrame | None = (
+        None  # order-line truth: order_key, line_no, online_order_id, sku, valid, ...
+    )
     identities: pd.DataFrame | None = None  # namespace, source_customer_id, person_id
 
     @property
@@ -846,9 +1016,14 @@ def _ids(namespace: str, source_ids, person_index, persons: pd.DataFrame, **extr
     person_index = np.asarray(person_index)
     person_id = np.where(person_index >= 0, persons["person_id"].to_numpy()[np.maximum(person_index, 0)], "")
     frame = pd.DataFrame(
-        {"namespace": namespace, "source_customer_id": np.asarray(source_ids, dtype=object), "person_id": person_id, **extra}
+        {
+            "namespace": namespace,
+            "source_customer_id": np.asarray(source_ids, dtype=object),
+            "person_id": person_id,
+            **extra,
+        }
     )
-    return frame[frame["source_customer_id"].notna()].drop_duplicates()
+    return frame[frame["source_customer_id"].notna()]
 
 
 def _online_file(world: _World, cache: _Cache, day: int) -> _File:
@@ -856,20 +1031,46 @@ def _online_file(world: _World, cache: _Cache, day: int) -> _File:
     orders = pd.concat(
         [cache.get(d).online_orders for d in range(max(0, day - MAX_LAG_DAYS), day + 1)], ignore_index=True
     ).set_index("order_id")
-    lines = pd.concat([cache.get(d).online_lines for d in range(max(0, day - MAX_LAG_DAYS), day + 1)], ignore_index=True)
-    status_rank = records["status"].map({s: i for i, s in enumerate(["created", "paid", "ready_for_pickup", "shipped", "delivered", "completed", "cancelled"])})
-    records = records.assign(rank=status_rank).sort_values(["updated", "order_id", "rank"], kind="stable", ignore_index=True)
+    lines = pd.concat(
+        [cache.get(d).online_lines for d in range(max(0, day - MAX_LAG_DAYS), day + 1)], ignore_index=True
+    )
+    status_rank = records["status"].map(
+        {
+            s: i
+            for i, s in enumerate(
+                ["created", "paid", "ready_for_pickup", "shipped", "delivered", "completed", "cancelled"]
+            )
+        }
+    )
+    records = records.assign(rank=status_rank).sort_values(
+        ["updated", "order_id", "rank"], kind="stable", ignore_index=True
+    )
     records = records.join(orders, on="order_id")
     n = len(records)
     malformed, missing, negative = _fault_masks(world, day, "online_orders", n)
-    items = records[["order_id"]].assign(record=np.arange(n)).merge(lines, on="order_id").sort_values(["record", "line_no"], kind="stable")
+    items = (
+        records[["order_id"]]
+        .assign(record=np.arange(n))
+        .merge(lines, on="order_id")
+        .sort_values(["record", "line_no"], kind="stable")
+    )
     cents = items["cents"].to_numpy().copy()
     negate = negative[items["record"].to_numpy()] & (items["line_no"].to_numpy() == 1)
     cents[negate] = -cents[negate]
     item_text = (
-        '{"sku":"' + _text(items["sku"]) + '","quantity":' + _int_text(items["quantity"]) + ',"unit_price":' + _money(cents) + "}"
+        '{"sku":"'
+        + _text(items["sku"])
+        + '","quantity":'
+        + _int_text(items["quantity"])
+        + ',"unit_price":'
+        + _money(cents)
+        + "}"
     )
-    grouped = item_text.groupby(items["record"].to_numpy(), sort=True).agg(",".join)
+    # items are sorted by record: one join with ',' inside a record and '\n' after its last item, then one split
+    record_of_item = items["record"].to_numpy()
+    last_item = np.append(record_of_item[1:] != record_of_item[:-1], True)
+    joined = "".join((item_text + _text(np.where(last_item, "\n", ","))).tolist())
+    items_json = _text(joined.split("\n")[:-1]) if n else _text([])
     rendered = _json_lines(
         "online_orders",
         {
@@ -885,7 +1086,7 @@ def _online_file(world: _World, cache: _Cache, day: int) -> _File:
             "pickup_store_id": _text(records["pickup_store_id"]),
             "shipping_fee": _money(records["shipping_cents"].to_numpy()),
             "currency": _text(np.full(n, "CNY", dtype=object)),
-            "items": "[" + _text(grouped.reindex(np.arange(n)).to_numpy(object)) + "]",
+            "items": "[" + items_json + "]",
         },
     )
     faults = _fault_list(records["order_id"], malformed, missing, negative, first_line=1)
@@ -905,8 +1106,18 @@ def _online_file(world: _World, cache: _Cache, day: int) -> _File:
     web_app = records["channel"].to_numpy() != "mini_program"
     identities = pd.concat(
         [
-            _ids("online_account", records["customer_id"].to_numpy()[web_app], records["person"].to_numpy()[web_app], persons),
-            _ids("mini_program", records["customer_id"].to_numpy()[~web_app], records["person"].to_numpy()[~web_app], persons),
+            _ids(
+                "online_account",
+                records["customer_id"].to_numpy()[web_app],
+                records["person"].to_numpy()[web_app],
+                persons,
+            ),
+            _ids(
+                "mini_program",
+                records["customer_id"].to_numpy()[~web_app],
+                records["person"].to_numpy()[~web_app],
+                persons,
+            ),
         ]
     )
     name = _file_name("online_orders", world.start + timedelta(days=day))
@@ -926,9 +1137,8 @@ def _fault_list(keys: pd.Series, malformed, missing, negative, first_line: int) 
 def _pos_files(world: _World, cache: _Cache, day: int) -> list[_File]:
     """One CSV per store for the day (rendered together, split by store); local wall-clock times."""
     stores = world.stores
-    part = (
-        cache.landing_on(day, "pos_rows")
-        .sort_values(["store", "local", "receipt_no", "line_no"], kind="stable", ignore_index=True)
+    part = cache.landing_on(day, "pos_rows").sort_values(
+        ["store", "local", "receipt_no", "line_no"], kind="stable", ignore_index=True
     )
     n = len(part)
     malformed, missing, negative = _fault_masks(world, day, "pos_sales", n)
@@ -942,8 +1152,9 @@ def _pos_files(world: _World, cache: _Cache, day: int) -> list[_File]:
             "store_id": store_id,
             "receipt_no": receipt,
             "line_no": _int_text(part["line_no"]),
-            "sold_at_local": _text(np.datetime_as_string(part["local"].to_numpy().astype("datetime64[s]"), unit="s"))
-            .str.replace("T", " ", regex=False),
+            "sold_at_local": _text(
+                np.datetime_as_string(part["local"].to_numpy().astype("datetime64[s]"), unit="s")
+            ).str.replace("T", " ", regex=False),
             "sku": _text(part["sku"]),
             "quantity": _int_text(part["quantity"]),
             "unit_price": _money(cents),
@@ -977,8 +1188,12 @@ def _pos_files(world: _World, cache: _Cache, day: int) -> list[_File]:
     person = part["person"].to_numpy()
     identities = pd.concat(
         [
-            _ids("member", part["member_id"].to_numpy(), person, world.persons, store=part["store"].to_numpy()),
-            _ids("phone", part["phone_e164"].to_numpy(), person, world.persons, store=part["store"].to_numpy()),
+            _ids(
+                "member", part["member_id"].to_numpy(), person, world.persons, store=part["store"].to_numpy()
+            ),
+            _ids(
+                "phone", part["phone_e164"].to_numpy(), person, world.persons, store=part["store"].to_numpy()
+            ),
         ]
     )
     bounds = np.searchsorted(part["store"].to_numpy(), np.arange(len(stores) + 1))
@@ -987,7 +1202,11 @@ def _pos_files(world: _World, cache: _Cache, day: int) -> list[_File]:
         lo, hi = bounds[store_index], bounds[store_index + 1]
         window = slice(lo, hi)
         faults = _fault_list(
-            keys.iloc[window].reset_index(drop=True), malformed[window], missing[window], negative[window], first_line=2
+            keys.iloc[window].reset_index(drop=True),
+            malformed[window],
+            missing[window],
+            negative[window],
+            first_line=2,
         )
         name = _file_name("pos_sales", world.start + timedelta(days=day), store)
         files.append(
@@ -1015,14 +1234,23 @@ def _app_file(world: _World, cache: _Cache, day: int) -> _File:
     app_orders = orders[orders["channel"] == "app"]
     bought = lines.merge(app_orders[["order_id", "person", "order_local"]], on="order_id")
     k = len(bought)
-    order_seconds = (bought["order_local"].to_numpy() - (start64 + np.timedelta64(day, "D"))).astype("timedelta64[s]").astype(np.int64)
+    order_seconds = (
+        (bought["order_local"].to_numpy() - (start64 + np.timedelta64(day, "D")))
+        .astype("timedelta64[s]")
+        .astype(np.int64)
+    )
     pre_person = np.concatenate([bought["person"].to_numpy(), bought["person"].to_numpy()])
     pre_seconds = np.concatenate(
-        [np.maximum(0, order_seconds - rng.integers(300, 5400, k)), np.maximum(0, order_seconds - rng.integers(30, 300, k))]
+        [
+            np.maximum(0, order_seconds - rng.integers(300, 5400, k)),
+            np.maximum(0, order_seconds - rng.integers(30, 300, k)),
+        ]
     )
     pre_type = np.repeat(np.array(["view", "cart"], dtype=object), k)
     pre_sku = np.concatenate([bought["sku"].to_numpy(), bought["sku"].to_numpy()])
-    pre_device = world.first_device[pre_person] + np.floor(rng.random(2 * k) * world.device_count[pre_person]).astype(int)
+    pre_device = world.first_device[pre_person] + np.floor(
+        rng.random(2 * k) * world.device_count[pre_person]
+    ).astype(int)
     pre_logged = np.ones(2 * k, dtype=bool)
 
     app_users = np.flatnonzero(persons["uses_app"].to_numpy())
@@ -1035,7 +1263,9 @@ def _app_file(world: _World, cache: _Cache, day: int) -> _File:
     seconds = np.minimum(86399, session_start + rng.integers(0, 1800, m))
     device = world.first_device[person] + np.floor(rng.random(m) * world.device_count[person]).astype(int)
     sku = world.products["sku"].to_numpy()[world.sample_products(rng, person)]
-    event_type = np.array(["view", "cart", "favourite"], dtype=object)[rng.choice(3, size=m, p=[0.8, 0.12, 0.08])]
+    event_type = np.array(["view", "cart", "favourite"], dtype=object)[
+        rng.choice(3, size=m, p=[0.8, 0.12, 0.08])
+    ]
     logged = rng.random(m) < 0.75
 
     anonymous = np.flatnonzero(devices["person"].to_numpy() < 0)
@@ -1043,9 +1273,14 @@ def _app_file(world: _World, cache: _Cache, day: int) -> _File:
     a_count = 1 + rng.poisson(3, len(visiting))
     a_device = np.repeat(visiting, a_count)
     a_m = len(a_device)
-    a_seconds = np.minimum(86399, np.repeat(_sample_seconds(rng, ONLINE_HOURS, len(visiting)), a_count) + rng.integers(0, 1800, a_m))
+    a_seconds = np.minimum(
+        86399,
+        np.repeat(_sample_seconds(rng, ONLINE_HOURS, len(visiting)), a_count) + rng.integers(0, 1800, a_m),
+    )
     a_sku = world.products["sku"].to_numpy()[world.sample_products(rng, np.full(a_m, -1))]
-    a_type = np.array(["view", "cart", "favourite"], dtype=object)[rng.choice(3, size=a_m, p=[0.88, 0.08, 0.04])]
+    a_type = np.array(["view", "cart", "favourite"], dtype=object)[
+        rng.choice(3, size=a_m, p=[0.88, 0.08, 0.04])
+    ]
     millis = rng.integers(0, 1000, 2 * k + m + a_m)
 
     events = pd.DataFrame(
@@ -1065,7 +1300,12 @@ def _app_file(world: _World, cache: _Cache, day: int) -> _File:
     date_text = (world.start + timedelta(days=day)).strftime("%Y%m%d")
     n = len(events)
     device_ids = devices["device_id"].to_numpy()[events["device"].to_numpy()]
-    utc = start64 + np.timedelta64(day, "D") - np.timedelta64(8, "h") + events["seconds"].to_numpy().astype("timedelta64[ms]")
+    utc = (
+        start64
+        + np.timedelta64(day, "D")
+        - np.timedelta64(8, "h")
+        + events["seconds"].to_numpy().astype("timedelta64[ms]")
+    )
     malformed, _, _ = _fault_masks(world, day, "app_clickstream", n)
     event_id = ("ev" + date_text + _int_text(np.arange(1, n + 1), 7)).to_numpy(object)
     rendered = _json_lines(
@@ -1102,14 +1342,20 @@ def _mini_program_file(world: _World, cache: _Cache, day: int) -> _File:
         orders.loc[orders["channel"] == "mini_program", ["order_id", "person", "order_local"]], on="order_id"
     )
     k = len(bought)
-    order_seconds = (bought["order_local"].to_numpy() - (start64 + np.timedelta64(day, "D"))).astype("timedelta64[s]").astype(np.int64)
+    order_seconds = (
+        (bought["order_local"].to_numpy() - (start64 + np.timedelta64(day, "D")))
+        .astype("timedelta64[s]")
+        .astype(np.int64)
+    )
     users = np.flatnonzero(persons["openid"].notna().to_numpy())
     activity = np.minimum(0.5, 0.1 * persons["base_rate"].to_numpy()[users] / world.rate)
     active = users[rng.random(len(users)) < activity]
     count = 1 + rng.poisson(3, len(active))
     person = np.repeat(active, count)
     m = len(person)
-    seconds = np.minimum(86399, np.repeat(_sample_seconds(rng, ONLINE_HOURS, len(active)), count) + rng.integers(0, 1500, m))
+    seconds = np.minimum(
+        86399, np.repeat(_sample_seconds(rng, ONLINE_HOURS, len(active)), count) + rng.integers(0, 1500, m)
+    )
     events = pd.DataFrame(
         {
             "person": np.concatenate([bought["person"].to_numpy(), bought["person"].to_numpy(), person]),
@@ -1126,11 +1372,17 @@ def _mini_program_file(world: _World, cache: _Cache, day: int) -> _File:
                 [
                     np.full(k, "browse", dtype=object),
                     np.full(k, "add_cart", dtype=object),
-                    np.array(["browse", "add_cart", "collect"], dtype=object)[rng.choice(3, size=m, p=[0.8, 0.12, 0.08])],
+                    np.array(["browse", "add_cart", "collect"], dtype=object)[
+                        rng.choice(3, size=m, p=[0.8, 0.12, 0.08])
+                    ],
                 ]
             ),
             "item_id": np.concatenate(
-                [bought["sku"].to_numpy(), bought["sku"].to_numpy(), world.products["sku"].to_numpy()[world.sample_products(rng, person)]]
+                [
+                    bought["sku"].to_numpy(),
+                    bought["sku"].to_numpy(),
+                    world.products["sku"].to_numpy()[world.sample_products(rng, person)],
+                ]
             ),
             "scene": MP_SCENES[rng.integers(0, len(MP_SCENES), 2 * k + m)],
             "share_phone": rng.random(2 * k + m) < 0.3,
@@ -1141,7 +1393,11 @@ def _mini_program_file(world: _World, cache: _Cache, day: int) -> _File:
     show_phone = events["share_phone"].to_numpy() | ~events["person"].duplicated().to_numpy()
     digits = _text(persons["online_phone"].to_numpy()[owner])
     phone = _phone_text(digits, np.where(rng.random(len(events)) < 0.8, 0, 6)).where(show_phone, None)
-    epoch = (start64 + np.timedelta64(day, "D") - np.timedelta64(8, "h") - np.datetime64("1970-01-01", "D")).astype("timedelta64[ms]").astype(np.int64)
+    epoch = (
+        (start64 + np.timedelta64(day, "D") - np.timedelta64(8, "h") - np.datetime64("1970-01-01", "D"))
+        .astype("timedelta64[ms]")
+        .astype(np.int64)
+    )
     n = len(events)
     date_text = (world.start + timedelta(days=day)).strftime("%Y%m%d")
     log_id = ("lg" + date_text + _int_text(np.arange(1, n + 1), 7)).to_numpy(object)
@@ -1162,7 +1418,9 @@ def _mini_program_file(world: _World, cache: _Cache, day: int) -> _File:
     identities = _ids("mini_program", openid, owner, persons)
     faults = _fault_list(pd.Series(log_id), malformed, None, None, first_line=1)
     name = _file_name("mini_program_clickstream", world.start + timedelta(days=day))
-    return _File("mini_program_clickstream", day, name, None, _truncate(rendered, malformed), faults, None, identities)
+    return _File(
+        "mini_program_clickstream", day, name, None, _truncate(rendered, malformed), faults, None, identities
+    )
 
 
 def _crm_file(world: _World, day: int) -> _File:
@@ -1177,7 +1435,7 @@ def _crm_file(world: _World, day: int) -> _File:
     part = persons.iloc[chosen]
     n = len(part)
     moved = changed[chosen]
-    cities = np.array(sorted(set(persons["city"])), dtype=object)
+    cities = np.unique(persons["city"].to_numpy(object))
     city = np.where(moved, cities[rng.integers(0, len(cities), n)], part["city"].to_numpy())
     email = _text(part["email"])
     email = _text(np.where(rng.random(n) < 0.1, email.str.upper().to_numpy(object), email.to_numpy(object)))
@@ -1206,7 +1464,9 @@ def _crm_file(world: _World, day: int) -> _File:
 
 
 def _reviews_file(world: _World, cache: _Cache, day: int) -> _File:
-    reviews = cache.landing_on(day, "reviews").sort_values(["review_local", "review_id"], kind="stable", ignore_index=True)
+    reviews = cache.landing_on(day, "reviews").sort_values(
+        ["review_local", "review_id"], kind="stable", ignore_index=True
+    )
     n = len(reviews)
     rendered = _json_lines(
         "reviews",
@@ -1225,8 +1485,18 @@ def _reviews_file(world: _World, cache: _Cache, day: int) -> _File:
     web_app = reviews["channel"].to_numpy() != "mini_program"
     identities = pd.concat(
         [
-            _ids("online_account", reviews["customer_id"].to_numpy()[web_app], reviews["person"].to_numpy()[web_app], world.persons),
-            _ids("mini_program", reviews["customer_id"].to_numpy()[~web_app], reviews["person"].to_numpy()[~web_app], world.persons),
+            _ids(
+                "online_account",
+                reviews["customer_id"].to_numpy()[web_app],
+                reviews["person"].to_numpy()[web_app],
+                world.persons,
+            ),
+            _ids(
+                "mini_program",
+                reviews["customer_id"].to_numpy()[~web_app],
+                reviews["person"].to_numpy()[~web_app],
+                world.persons,
+            ),
         ]
     )
     faults = _fault_list(reviews["review_id"], malformed, None, None, first_line=1)
@@ -1235,7 +1505,9 @@ def _reviews_file(world: _World, cache: _Cache, day: int) -> _File:
 
 
 def _catalogue_file(world: _World) -> _File:
-    products = world.products[~world.products["sku"].isin(world.unknown_skus)].sort_values("sku", ignore_index=True)
+    products = world.products[~world.products["sku"].isin(world.unknown_skus)].sort_values(
+        "sku", ignore_index=True
+    )
     rendered = _csv_lines(
         "product_catalogue",
         {
@@ -1248,7 +1520,9 @@ def _catalogue_file(world: _World) -> _File:
         },
     )
     header = ",".join(f.name for f in LANDING["product_catalogue"].fields)
-    return _File("product_catalogue", 0, _file_name("product_catalogue", world.start), header, rendered.tolist(), [])
+    return _File(
+        "product_catalogue", 0, _file_name("product_catalogue", world.start), header, rendered.tolist(), []
+    )
 
 
 def _business_files(world: _World, cache: _Cache, day: int, feed: str | None = None) -> list[_File]:
@@ -1275,7 +1549,9 @@ def _deliver(world: _World, cache: _Cache, day: int) -> list[tuple[_File, str, d
     """The files landing in the delivery folder of `day`: on-time files, late files, re-sent copies."""
     late = {(feed, name) for feed, name, _ in world.late_plan}
     delivered = [
-        (f, f.name, {"kind": "regular"}) for f in _business_files(world, cache, day) if (f.feed, f.name) not in late
+        (f, f.name, {"kind": "regular"})
+        for f in _business_files(world, cache, day)
+        if (f.feed, f.name) not in late
     ]
     lag = int(world.faults.late_by_days)
     for feed, name, business_day in world.late_plan:
@@ -1289,7 +1565,9 @@ def _deliver(world: _World, cache: _Cache, day: int) -> list[tuple[_File, str, d
                 if f.name == name:
                     stem, ext = name.rsplit(".", 1)
                     original = f"{feed}/{(world.start + timedelta(days=business_day)).isoformat()}/{name}"
-                    delivered.append((f, f"{stem}_resend.{ext}", {"kind": "redelivered", "original": original}))
+                    delivered.append(
+                        (f, f"{stem}_resend.{ext}", {"kind": "redelivered", "original": original})
+                    )
     return delivered
 
 
@@ -1322,10 +1600,15 @@ def _write_day(landing: Path, world: _World, cache: _Cache, day: int) -> None:
     truth = landing / TRUTH_DIR / "days"
     truth.mkdir(parents=True, exist_ok=True)
     (truth / f"{delivery_date}.json").write_text(
-        json.dumps({"delivery_date": delivery_date, "files": files, "faults": faults}, indent=1, sort_keys=True) + "\n",
+        json.dumps(
+            {"delivery_date": delivery_date, "files": files, "faults": faults}, indent=1, sort_keys=True
+        )
+        + "\n",
         encoding="utf-8",
     )
-    pd.concat(lines, ignore_index=True).to_csv(truth / f"{delivery_date}_lines.csv", index=False, lineterminator="\n")
+    pd.concat(lines, ignore_index=True).to_csv(
+        truth / f"{delivery_date}_lines.csv", index=False, lineterminator="\n"
+    )
     (
         pd.concat(identities, ignore_index=True)
         .drop_duplicates()
@@ -1345,12 +1628,18 @@ def _summarise(landing: Path, params: dict, world: _World) -> dict:
     files = [f for d in days for f in d["files"]]
     fault_records = [f for d in days for f in d["faults"]]
     lines = pd.concat(
-        [pd.read_csv(p.with_name(p.stem + "_lines.csv"), dtype=str, keep_default_na=False) for p in day_files],
+        [
+            pd.read_csv(p.with_name(p.stem + "_lines.csv"), dtype=str, keep_default_na=False)
+            for p in day_files
+        ],
         ignore_index=True,
     )
     identities = (
         pd.concat(
-            [pd.read_csv(p.with_name(p.stem + "_identities.csv"), dtype=str, keep_default_na=False) for p in day_files],
+            [
+                pd.read_csv(p.with_name(p.stem + "_identities.csv"), dtype=str, keep_default_na=False)
+                for p in day_files
+            ],
             ignore_index=True,
         )
         .drop_duplicates(["namespace", "source_customer_id"])
@@ -1367,8 +1656,17 @@ def _summarise(landing: Path, params: dict, world: _World) -> dict:
     order_ref = np.where(pos["online_order_id"] != "", pos["online_order_id"], pos["order_key"])
     all_lines = pd.concat(
         [
-            pd.DataFrame({"ref": online["order_key"], "line_no": online["line_no"], "sku": online["sku"], "neg": online["negative_price"]}),
-            pd.DataFrame({"ref": order_ref, "line_no": pos["line_no"], "sku": pos["sku"], "neg": pos["negative_price"]}),
+            pd.DataFrame(
+                {
+                    "ref": online["order_key"],
+                    "line_no": online["line_no"],
+                    "sku": online["sku"],
+                    "neg": online["negative_price"],
+                }
+            ),
+            pd.DataFrame(
+                {"ref": order_ref, "line_no": pos["line_no"], "sku": pos["sku"], "neg": pos["negative_price"]}
+            ),
         ]
     )
     distinct_lines = all_lines.drop_duplicates(["ref", "line_no"])
@@ -1392,17 +1690,25 @@ def _summarise(landing: Path, params: dict, world: _World) -> dict:
     sold_skus = set(all_lines["sku"])
     delivery_dates = [d["delivery_date"] for d in days]
     return {
-        "generator": {**params, "delivery_dates": [delivery_dates[0], delivery_dates[-1]] if days else [], "days_delivered": len(days)},
+        "generator": {
+            **params,
+            "delivery_dates": [delivery_dates[0], delivery_dates[-1]] if days else [],
+            "days_delivered": len(days),
+        },
         "feeds": feeds,
         "persons": int(person_ids.nunique()),
-        "anonymous_devices": int(((identities["namespace"] == "app_device") & (identities["person_id"] == "")).sum()),
+        "anonymous_devices": int(
+            ((identities["namespace"] == "app_device") & (identities["person_id"] == "")).sum()
+        ),
         "identities": {ns: int(c) for ns, c in identities.groupby("namespace").size().items()},
         "orders": {
             "online_orders": len(online_keys),
             "online_order_lines": int(len(online.drop_duplicates(["order_key", "line_no"]))),
             "online_records": sum(f["records"] for f in feeds["online_orders"]["files"]),
             "pos_receipts": int(pos["order_key"].nunique()),
-            "pos_sale_receipts": int(pos.loc[(pos["online_order_id"] == "") & (pos["is_return"] != "True"), "order_key"].nunique()),
+            "pos_sale_receipts": int(
+                pos.loc[(pos["online_order_id"] == "") & (pos["is_return"] != "True"), "order_key"].nunique()
+            ),
             "pos_return_receipts": int(pos_returns["order_key"].nunique()),
             "pos_pickup_receipts": int(pos_bopis["order_key"].nunique()),
             "pos_lines": int(len(pos.drop_duplicates(["order_key", "line_no"]))),
@@ -1453,7 +1759,9 @@ def _params(world: _World, cfg: Config, customers: int) -> dict:
             "extra_column_from_day": int(faults.extra_column_from_day),
         },
         "campaign": dict(cfg.generator.campaign or {}),
-        "stores": [{"store_id": s.store_id, "city": s.city, "timezone": s.timezone} for s in cfg.silver.stores],
+        "stores": [
+            {"store_id": s.store_id, "city": s.city, "timezone": s.timezone} for s in cfg.silver.stores
+        ],
     }
 
 

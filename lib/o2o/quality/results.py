@@ -1,0 +1,60 @@
+"""The ops.dq_results Delta table: one row per expectation result of every gate run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from o2o import lake
+from o2o.config import Config
+from o2o.contracts import OPS
+from o2o.quality.report import GateReport
+
+RESULTS_TABLE = "ops.dq_results"
+
+
+def result_rows(report: GateReport) -> list[tuple]:
+    """The report as ops.dq_results rows (one per expectation)."""
+    return [
+        (
+            report.run_id,
+            report.stage,
+            report.table,
+            report.table_version,
+            report.as_of,
+            result.name,
+            result.expectation_type,
+            result.column,
+            result.severity,
+            result.success,
+            _text(result.observed_value if result.unexpected_count is None else result.observed),
+            result.threshold,
+            result.element_count,
+            result.unexpected_count,
+            result.unexpected_percent,
+            result.accepted,
+            result.error,
+            report.checked_at,
+        )
+        for result in report.results
+    ]
+
+
+def append_results(spark: SparkSession, cfg: Config, report: GateReport) -> None:
+    """Append the report's results to ops.dq_results (created on first use)."""
+    rows = result_rows(report)
+    if not rows:
+        return
+    lake.ensure_table(spark, cfg, RESULTS_TABLE, OPS["dq_results"])
+    # One row per expectation of one suite: a few dozen rows at most.
+    lake.append(spark.createDataFrame(rows, OPS["dq_results"]), cfg, RESULTS_TABLE)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str)
