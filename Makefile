@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+DIST ?= dist
 STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: setup demo test lint format dist bench bench-reco clean check-java
@@ -15,7 +16,7 @@ check-java:
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,airflow]"
 	@rm -f $(VENV)/.installed-*; touch $@
 
 # Install into .venv and resolve the Delta jars once into .cache/spark-jars (later runs are offline).
@@ -39,9 +40,11 @@ format:
 	$(BIN)/ruff check --fix lib jobs tests dags bench
 
 dist: setup
-	rm -rf dist && $(BIN)/python -m pip wheel --no-deps --wheel-dir dist . --quiet
-	cp -r jobs conf dist/
-	@echo "dist/: wheel, jobs/, conf/ (see README: Running on a cluster)"
+	rm -rf $(DIST) build && $(BIN)/python -m pip wheel --no-deps --wheel-dir $(DIST) . --quiet
+	@# The same archive under the name --py-files documents (.zip): executors put only .zip/.egg on sys.path.
+	cp $(DIST)/o2o_lakehouse-*.whl $(DIST)/o2o.zip
+	cp -r jobs conf $(DIST)/
+	@echo "$(DIST)/: wheel (pip install on cluster images), o2o.zip (--py-files), jobs/, conf/ (see README: Running on a cluster)"
 
 bench-reco: setup
 	$(BIN)/python bench/movielens_bench.py

@@ -19,7 +19,9 @@ PROJECT = Path(__file__).resolve().parents[1]
 def main() -> None:
     """Run the cross-validation and print per-fold numbers, the mean, and the reference table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=os.environ.get("O2O_DATA_DIR", str(PROJECT.parent / "shared" / "data")))
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("O2O_DATA_DIR", str(PROJECT.parent / "shared" / "data"))
+    )
     parser.add_argument("--rank", type=int, default=movielens.DEFAULT_PARAMS["rank"])
     parser.add_argument("--reg", type=float, default=movielens.DEFAULT_PARAMS["regParam"])
     parser.add_argument("--iters", type=int, default=movielens.DEFAULT_PARAMS["maxIter"])
@@ -49,12 +51,16 @@ def main() -> None:
         )
     print()
     print(f"{'algorithm':<22}{'RMSE':>8}{'MAE':>8}")
-    print(f"{'ALS (Spark MLlib)':<22}{result['rmse']:>8.4f}{result['mae']:>8.4f}   mean fit {result['fit_seconds']:.1f} s")
+    print(
+        f"{'ALS (Spark MLlib)':<22}{result['rmse']:>8.4f}{result['mae']:>8.4f}   mean fit {result['fit_seconds']:.1f} s"
+    )
     for name, (rmse, mae) in movielens.SURPRISE.items():
         print(f"{'Surprise ' + name:<22}{rmse:>8.3f}{mae:>8.3f}   (published)")
     svd_rmse = movielens.SURPRISE["SVD"][0]
     verdict = "below" if result["rmse"] < svd_rmse else "NOT below"
-    print(f"\nALS RMSE {result['rmse']:.4f} is {verdict} Surprise SVD's {svd_rmse} (ratio {result['rmse'] / svd_rmse:.3f})")
+    print(
+        f"\nALS RMSE {result['rmse']:.4f} is {verdict} Surprise SVD's {svd_rmse} (ratio {result['rmse'] / svd_rmse:.3f})"
+    )
     spark.stop()
 
 

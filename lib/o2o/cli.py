@@ -172,6 +172,9 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     spark = _spark(cfg)
     run_pipeline(spark, cfg, as_of)
     print(summary(spark, cfg, as_of))
+    from o2o.report import build_report
+
+    print(f"report: {build_report(spark, cfg, as_of)} (open it in a browser)")
     print(f"demo finished in {time.perf_counter() - started:.0f}s; lake at {cfg.resolve(cfg.lake.root)}")
     return 0
 

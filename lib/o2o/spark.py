@@ -83,6 +83,14 @@ def get_spark(cfg: Config) -> SparkSession:
     if active is not None:
         check_delta(active)
         return active
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        # Launched by spark-submit: its JVM already holds --master, --jars/--packages and --conf; a builder
+        # master or jar list here would silently turn a cluster job into a local one.
+        submitted = SparkSession.builder.getOrCreate()
+        if cfg.spark.shuffle_partitions:
+            submitted.conf.set("spark.sql.shuffle.partitions", str(cfg.spark.shuffle_partitions))
+        check_delta(submitted)
+        return submitted
     ensure_java()
     cores = os.cpu_count() or 2
     shuffle_partitions = cfg.spark.shuffle_partitions or 2 * cores
@@ -95,6 +103,7 @@ def get_spark(cfg: Config) -> SparkSession:
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
         .config("spark.default.parallelism", str(shuffle_partitions))
         .config("spark.ui.enabled", str(cfg.spark.ui_enabled).lower())
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", cfg.spark.driver_memory)
         .config("spark.pyspark.python", sys.executable)
         .config("spark.sql.warehouse.dir", cfg.resolve(".cache/spark-warehouse"))

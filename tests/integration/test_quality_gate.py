@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from datetime import date, datetime
+from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
@@ -48,10 +49,10 @@ def failed_orders(spark, base_cfg, tmp_path_factory):
     _fake_previous_run(spark, cfg, "silver", rows_out=100)
     orders = spark.createDataFrame(
         [
-            ("o1", "web", None, "c1", datetime(2026, 8, 20, 10), "paid", "delivery", "CNY", 5),
-            ("o1", "web", None, "c1", datetime(2026, 8, 20, 11), "paid", "delivery", "CNY", 5),
-            ("o2", "pos", "S001", None, datetime(2026, 8, 19, 9), "completed", "in_store", "CNY", 0),
-            ("o3", "app", None, "c9", datetime(2026, 8, 18, 8), "paid", "drone", "CNY", 0),
+            ("o1", "web", None, "c1", datetime(2026, 8, 20, 10), "paid", "delivery", "CNY", D("5")),
+            ("o1", "web", None, "c1", datetime(2026, 8, 20, 11), "paid", "delivery", "CNY", D("5")),
+            ("o2", "pos", "S001", None, datetime(2026, 8, 19, 9), "completed", "in_store", "CNY", D("0")),
+            ("o3", "app", None, "c9", datetime(2026, 8, 18, 8), "paid", "drone", "CNY", D("0")),
         ],
         ORDERS_SCHEMA,
     )
@@ -152,7 +153,11 @@ def test_data_docs_index_lists_the_suite_and_the_failed_expectation(failed_order
 def test_accept_lets_a_critical_failure_through_and_warnings_do_not_raise(spark, cfg):
     cfg = cfg.replace(quality={"data_docs": False})
     lines = spark.createDataFrame(
-        [("o1", 1, "a", 2, 10, 20), ("o1", 2, "b", 1, 5, 6), ("o9", 1, "a", 1, 10, 10)],
+        [
+            ("o1", 1, "a", 2, D("10"), D("20")),
+            ("o1", 2, "b", 1, D("5"), D("6")),
+            ("o9", 1, "a", 1, D("10"), D("10")),
+        ],
         "order_id string, line_no int, sku string, quantity int, unit_price decimal(12,2), amount decimal(12,2)",
     )
     orders = spark.createDataFrame([("o1",)], "order_id string")
@@ -197,9 +202,9 @@ def test_clean_snapshot_passes_and_dq_command_prints_a_table(spark, cfg):
     cfg = cfg.replace(quality={"data_docs": False})
     rfm = spark.createDataFrame(
         [
-            (AS_OF, "c1", 3, 5, 120.5, 5, 4, 5, "Champions"),
-            (AS_OF, "c2", 200, 1, 10.0, 1, 1, 1, "Lost"),
-            (AS_OF, "c3", 40, 2, 55.0, 3, 2, 3, "Can't Lose Them"),
+            (AS_OF, "c1", 3, 5, D("120.50"), 5, 4, 5, "Champions"),
+            (AS_OF, "c2", 200, 1, D("10.00"), 1, 1, 1, "Lost"),
+            (AS_OF, "c3", 40, 2, D("55.00"), 3, 2, 3, "Can't Lose Them"),
         ],
         "as_of date, customer_key string, recency_days int, frequency long, monetary decimal(14,2), "
         "r_score int, f_score int, m_score int, segment string",

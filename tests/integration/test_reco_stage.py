@@ -90,7 +90,7 @@ def small_lake(spark, cfg):
         (AS_OF - timedelta(days=20), "new0001", "segment_1")
     ]
     _write(spark, cfg, "gold.customer_rfm", rfm, RFM)
-    grid = {"rank": [4, 8], "regParam": [0.1], "alpha": [10.0], "maxIter": [6]}
+    grid = {"rank": [3, 6], "regParam": [0.1], "alpha": [10.0], "maxIter": [4]}
     return cfg.replace(
         reco={"grid": grid, "min_interactions": 3, "test_days": 14, "validation_days": 14, "top_n": 5, "k": 5}
     ), rows
@@ -108,7 +108,7 @@ def test_train_records_model_metrics_and_recommend_publishes(spark, small_lake, 
     assert model["code_version"] == o2o.__version__
     assert json.loads(model["input_versions"])["silver.interactions"] == 1
     tuning = json.loads(model["tuning"])
-    assert [t["params"]["rank"] for t in tuning["tried"]] == [4, 8]
+    assert [t["params"]["rank"] for t in tuning["tried"]] == [3, 6]
     assert json.loads(model["params"])["rank"] == tuning["chosen"]["rank"]
     assert set(json.loads(model["baseline_metrics"])) == {"global_popular", "segment_popular", "buy_again"}
     for folder in ("als", "customer_ids", "sku_ids"):

@@ -12,7 +12,8 @@ from o2o.contracts import FEEDS, SILVER, bronze_schema, bronze_table
 from o2o.silver import stage
 
 AS_OF = date(2026, 6, 12)
-RAW_PHONE = re.compile(r"1[3-9]\d[\s-]?\d{4}[\s-]?\d{4}")
+# Not inside a longer token: a 64-hex hash often holds a run of 11 digits.
+RAW_PHONE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d[\s-]?\d{4}[\s-]?\d{4}(?![0-9A-Za-z])")
 RAW_EMAIL = re.compile(r"[^@\s\"]+@[^@\s\"]+\.[a-z]{2,}", re.IGNORECASE)
 
 

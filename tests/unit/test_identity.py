@@ -42,7 +42,9 @@ def new_key(node: str) -> str:
 def bronze(spark, feed: str, rows: list[dict]):
     schema = bronze_schema(feed)
     lineage = {"_source_file": "f.json", "_ingested_at": ts(1), "_run_id": "bronze-1"}
-    return spark.createDataFrame([tuple({**lineage, **row}.get(f.name) for f in schema.fields) for row in rows], schema)
+    return spark.createDataFrame(
+        [tuple({**lineage, **row}.get(f.name) for f in schema.fields) for row in rows], schema
+    )
 
 
 def observations(spark, rows: list[tuple]):
@@ -161,7 +163,9 @@ def test_two_existing_persons_merge_older_key_survives(spark):
             ],
         ),
     )
-    check(result.merges, spark.createDataFrame([("K_NEW", "K_OLD", "run-2", RUN_TS)], SILVER["customer_merges"]))
+    check(
+        result.merges, spark.createDataFrame([("K_NEW", "K_OLD", "run-2", RUN_TS)], SILVER["customer_merges"])
+    )
     check(
         result.edges,
         edge_rows(spark, [("online_account", "x", "phone", "P1"), ("online_account", "x", "email", "E2")]),
@@ -171,15 +175,53 @@ def test_two_existing_persons_merge_older_key_survives(spark):
 
     existing_customers = spark.createDataFrame(
         [
-            ("K_OLD", "M1", "P1", None, "web", ts(1, month=1), ["pos", "web"], True, True, "Beijing", "run-0"),
-            ("K_NEW", None, None, "E2", "mini_program", ts(1, month=3), ["app", "mini_program"], False, True, None, "run-0"),
+            (
+                "K_OLD",
+                "M1",
+                "P1",
+                None,
+                "web",
+                ts(1, month=1),
+                ["pos", "web"],
+                True,
+                True,
+                "Beijing",
+                "run-0",
+            ),
+            (
+                "K_NEW",
+                None,
+                None,
+                "E2",
+                "mini_program",
+                ts(1, month=3),
+                ["app", "mini_program"],
+                False,
+                True,
+                None,
+                "run-0",
+            ),
             ("K_OTHER", None, "P9", None, "web", ts(1, month=2), ["web"], False, True, None, "run-0"),
         ],
         SILVER["customers"],
     )
     golden = golden_customers(result.assignments, obs, existing_customers, result.merges, "run-2")
     expected = spark.createDataFrame(
-        [("K_OLD", "M1", "P1", "E2", "web", ts(1, month=1), ["app", "mini_program", "pos", "web"], True, True, "Beijing", "run-2")],
+        [
+            (
+                "K_OLD",
+                "M1",
+                "P1",
+                "E2",
+                "web",
+                ts(1, month=1),
+                ["app", "mini_program", "pos", "web"],
+                True,
+                True,
+                "Beijing",
+                "run-2",
+            )
+        ],
         SILVER["customers"],
     )
     check(golden, expected)
@@ -232,9 +274,27 @@ def test_device_never_logged_in_stays_an_anonymous_profile(spark):
         spark,
         "app_clickstream",
         [
-            {"event_id": "e1", "event_type": "view", "user_id": None, "device_id": "d1", "event_ts": "2026-06-01T08:00:00Z"},
-            {"event_id": "e2", "event_type": "cart", "user_id": "u1", "device_id": "d1", "event_ts": "2026-06-02T08:00:00Z"},
-            {"event_id": "e3", "event_type": "view", "user_id": None, "device_id": "d2", "event_ts": "2026-06-03T08:00:00Z"},
+            {
+                "event_id": "e1",
+                "event_type": "view",
+                "user_id": None,
+                "device_id": "d1",
+                "event_ts": "2026-06-01T08:00:00Z",
+            },
+            {
+                "event_id": "e2",
+                "event_type": "cart",
+                "user_id": "u1",
+                "device_id": "d1",
+                "event_ts": "2026-06-02T08:00:00Z",
+            },
+            {
+                "event_id": "e3",
+                "event_type": "view",
+                "user_id": None,
+                "device_id": "d2",
+                "event_ts": "2026-06-03T08:00:00Z",
+            },
         ],
     )
     obs, links = identity_observations({"app_clickstream": clicks}, SALT, "86", ZONES)
@@ -268,7 +328,13 @@ def test_phone_formats_and_channels_link_one_person(spark):
             spark,
             "online_orders",
             [
-                {"order_id": "o1", "channel": "web", "customer_id": "acc-1", "phone": "138-1234-5678", "order_ts": "2026-06-01T10:00:00+08:00"},
+                {
+                    "order_id": "o1",
+                    "channel": "web",
+                    "customer_id": "acc-1",
+                    "phone": "138-1234-5678",
+                    "order_ts": "2026-06-01T10:00:00+08:00",
+                },
                 {"order_id": "o2", "channel": "web", "customer_id": "acc-bad", "_corrupt_record": "{oops"},
             ],
         ),
@@ -281,10 +347,33 @@ def test_phone_formats_and_channels_link_one_person(spark):
             spark,
             "pos_sales",
             [
-                {"store_id": "S008", "receipt_no": "r1", "line_no": 1, "sold_at_local": "2026-06-01 12:00:00", "phone": "0086 13812345678"},
-                {"store_id": "S008", "receipt_no": "r1", "line_no": 2, "sold_at_local": "2026-06-01 12:00:00", "phone": "0086 13812345678"},
-                {"store_id": "S001", "receipt_no": "r2", "line_no": 1, "sold_at_local": "2026-06-02 09:00:00"},
-                {"store_id": "S001", "receipt_no": "r3", "line_no": 1, "sold_at_local": "2026-06-02 10:00:00", "member_card": " m 001 "},
+                {
+                    "store_id": "S008",
+                    "receipt_no": "r1",
+                    "line_no": 1,
+                    "sold_at_local": "2026-06-01 12:00:00",
+                    "phone": "0086 13812345678",
+                },
+                {
+                    "store_id": "S008",
+                    "receipt_no": "r1",
+                    "line_no": 2,
+                    "sold_at_local": "2026-06-01 12:00:00",
+                    "phone": "0086 13812345678",
+                },
+                {
+                    "store_id": "S001",
+                    "receipt_no": "r2",
+                    "line_no": 1,
+                    "sold_at_local": "2026-06-02 09:00:00",
+                },
+                {
+                    "store_id": "S001",
+                    "receipt_no": "r3",
+                    "line_no": 1,
+                    "sold_at_local": "2026-06-02 10:00:00",
+                    "member_card": " m 001 ",
+                },
             ],
         ),
     }
@@ -293,7 +382,17 @@ def test_phone_formats_and_channels_link_one_person(spark):
     expected = spark.createDataFrame(
         [
             ("online_account", "acc-1", None, phone, None, None, "web", ts(1, 2), True),
-            ("mini_program", "op-1", None, phone, None, None, "mini_program", datetime(2026, 5, 28, 20, 26, 40, tzinfo=timezone.utc), True),
+            (
+                "mini_program",
+                "op-1",
+                None,
+                phone,
+                None,
+                None,
+                "mini_program",
+                datetime(2026, 5, 28, 20, 26, 40, tzinfo=timezone.utc),
+                True,
+            ),
             ("phone", phone, None, phone, None, None, "pos", ts(1, 11), True),  # London summer time, UTC+1
             ("member", "M001", "M001", None, None, None, "pos", ts(2, 2), True),  # Shanghai, UTC+8
         ],
@@ -314,18 +413,42 @@ def test_observations_never_hold_raw_phone_or_email(spark):
             spark,
             "crm_members",
             [
-                {"member_id": "m7", "phone": "139 0000 1111", "email": " Ann.Lee@Example.com ", "city": "Chengdu", "register_channel": "pos", "registered_at": "2026-05-03"},
+                {
+                    "member_id": "m7",
+                    "phone": "139 0000 1111",
+                    "email": " Ann.Lee@Example.com ",
+                    "city": "Chengdu",
+                    "register_channel": "pos",
+                    "registered_at": "2026-05-03",
+                },
             ],
         ),
         "online_orders": bronze(
             spark,
             "online_orders",
-            [{"order_id": "o1", "channel": "mini_program", "customer_id": "op-9", "phone": "13900001111", "email": "ann.lee@example.com", "order_ts": "2026-06-01T10:00:00Z"}],
+            [
+                {
+                    "order_id": "o1",
+                    "channel": "mini_program",
+                    "customer_id": "op-9",
+                    "phone": "13900001111",
+                    "email": "ann.lee@example.com",
+                    "order_ts": "2026-06-01T10:00:00Z",
+                }
+            ],
         ),
         "reviews": bronze(
             spark,
             "reviews",
-            [{"review_id": "v1", "channel": "app", "customer_id": "acc-3", "rating": 5, "review_ts": "2026-06-04T10:00:00+02:00"}],
+            [
+                {
+                    "review_id": "v1",
+                    "channel": "app",
+                    "customer_id": "acc-3",
+                    "rating": 5,
+                    "review_ts": "2026-06-04T10:00:00+02:00",
+                }
+            ],
         ),
     }
     obs, _ = identity_observations(feeds, SALT, "86", ZONES)
@@ -387,7 +510,10 @@ def test_random_chains_resolve_like_union_find_also_incrementally(spark):
             day = int(rng.integers(1, 28))
             rows.append((*node, None, phone, email, None, "web", ts(day)))
             identities.append(f"{node[0]}:{node[1]}")
-            attributes += [(f"{node[0]}:{node[1]}", f"phone={phone}"), (f"{node[0]}:{node[1]}", f"email={email}")]
+            attributes += [
+                (f"{node[0]}:{node[1]}", f"phone={phone}"),
+                (f"{node[0]}:{node[1]}", f"email={email}"),
+            ]
     expected = _union_find_components(identities, attributes)
 
     def components(assignment_rows) -> set[frozenset[str]]:
@@ -400,16 +526,25 @@ def test_random_chains_resolve_like_union_find_also_incrementally(spark):
     full_rows = full.assignments.collect()  # 200 chains, a few hundred rows
     assert components(full_rows) == expected
     assert {r.customer_key for r in full_rows} == {new_key(min(group)) for group in expected}
-    print(f"random graph: {len(identities)} identities, {len(expected)} persons, {full.iterations} iterations")
+    print(
+        f"random graph: {len(identities)} identities, {len(expected)} persons, {full.iterations} iterations"
+    )
 
     # The same observations in two runs: the second sees only its half plus the stored tables.
     first = resolve_identities(observations(spark, rows[::2]), no_links(spark), None, None, "run-1", RUN_TS)
     stored_identity, stored_edges = first.identity.localCheckpoint(), first.edges.localCheckpoint()
-    second = resolve_identities(observations(spark, rows[1::2]), no_links(spark), stored_identity, stored_edges, "run-2", RUN_TS)
+    second = resolve_identities(
+        observations(spark, rows[1::2]), no_links(spark), stored_identity, stored_edges, "run-2", RUN_TS
+    )
     latest = {(r.channel, r.source_customer_id): r.customer_key for r in stored_identity.collect()}
     latest.update({(r.channel, r.source_customer_id): r.customer_key for r in second.identity.collect()})
-    final = [type("Row", (), {"namespace": n, "source_customer_id": s, "customer_key": k}) for (n, s), k in latest.items()]
+    final = [
+        type("Row", (), {"namespace": n, "source_customer_id": s, "customer_key": k})
+        for (n, s), k in latest.items()
+    ]
     assert components(final) == expected
     merges = second.merges.collect()
-    assert {m.merged_key for m in merges}.isdisjoint(latest.values())  # no identity still points to a merged key
+    assert {m.merged_key for m in merges}.isdisjoint(
+        latest.values()
+    )  # no identity still points to a merged key
     print(f"incremental: {second.iterations} iterations, {len(merges)} merges")

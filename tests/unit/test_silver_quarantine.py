@@ -16,6 +16,7 @@ from o2o.silver.quarantine import (
     outcome_counts,
     quarantine_rows,
     reconciliation,
+    redact_pii,
     triage_crm_members,
 )
 
@@ -137,3 +138,18 @@ def test_reconciliation_adds_up_per_feed(spark):
         }
     }
     assert reconciliation(counts, {"crm_members": 7})["crm_members"]["balanced"] is False
+
+
+def test_raw_payload_keeps_no_phone_or_email(spark):
+    payloads = spark.createDataFrame(
+        [
+            ('{"order_id":"o1","phone":"138 1234 5678","email":"a@b.cn","ts":1781053200000}',),
+            ("S001,R1,1,2026-06-10 12:00:00,sku-a,1,-2.0,M1,+86 139-0000-1111,,",),
+        ],
+        "payload string",
+    )
+    got = [r[0] for r in payloads.select(redact_pii(F.col("payload"))).collect()]
+    assert got == [
+        '{"order_id":"o1","phone":"<redacted>","email":"<redacted>","ts":1781053200000}',
+        "S001,R1,1,2026-06-10 12:00:00,sku-a,1,-2.0,M1,<phone>,,",
+    ]

@@ -176,8 +176,13 @@ def identity_observations(
     Feeds absent from `feeds` contribute nothing; corrupt rows and rows without an id are ignored;
     anonymous POS sales (no card, no phone) yield no identity.
     """
-    phone_hash = lambda column: salted_hash(canonical_phone(column, country_code), salt)  # noqa: E731
-    email_hash = lambda column: salted_hash(canonical_email(column), salt)  # noqa: E731
+
+    def phone_hash(column: Column) -> Column:
+        return salted_hash(canonical_phone(column, country_code), salt)
+
+    def email_hash(column: Column) -> Column:
+        return salted_hash(canonical_email(column), salt)
+
     parts: list[DataFrame] = []
     links: list[DataFrame] = []
 
@@ -330,7 +335,7 @@ def connected_labels(
     cached each round and local-checkpointed every `checkpoint_every` rounds to keep plans short.
     """
     graph = graph.select("node", "group").distinct().cache()
-    labels = nodes.select("node", F.col("node").alias("label")).distinct().localCheckpoint(eager=True)
+    labels = nodes.select("node", F.col("node").alias("label")).distinct()
     cached: DataFrame | None = None
     for iteration in range(1, max_iterations + 1):
         group_labels = graph.join(labels, "node").groupBy("group").agg(F.min("label").alias("label"))
@@ -351,11 +356,14 @@ def connected_labels(
         cached = updated if iteration % checkpoint_every else None
         labels = updated.select("node", "label")
         if changed == 0:
-            final = labels.localCheckpoint(eager=True)
+            # The outputs are read several times after the loop: keep the labels, not the loop's lineage.
+            final = labels if cached is None else labels.localCheckpoint(eager=True)
             if cached is not None:
                 cached.unpersist()
             graph.unpersist()
             return final, iteration
+    if cached is not None:
+        cached.unpersist()
     graph.unpersist()
     raise IdentityNotConverged(
         f"identity resolution: labels still changed after {max_iterations} iterations "

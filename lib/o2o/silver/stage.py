@@ -87,6 +87,17 @@ def _existing(spark: SparkSession, cfg: Config, table: str) -> DataFrame | None:
     return lake.read(spark, cfg, name) if lake.exists(spark, cfg, name) else None
 
 
+def _pin(frame: DataFrame) -> DataFrame:
+    """The frame computed once and kept (local checkpoint): reused without recomputing or re-analysing its plan."""
+    return frame.localCheckpoint(eager=True)
+
+
+def _with_lake(spark: SparkSession, cfg: Config, table: str, new_rows: DataFrame) -> DataFrame:
+    """The table in the lake plus this run's new rows (for reference checks before the write)."""
+    existing = _existing(spark, cfg, table)
+    return new_rows if existing is None else existing.unionByName(new_rows)
+
+
 def _delete_keys(spark: SparkSession, cfg: Config, table: str, keys: DataFrame) -> None:
     """Delete the rows of silver.<table> whose customer_key is in `keys` (a MERGE ... WHEN MATCHED DELETE)."""
     if keys.isEmpty():
@@ -126,7 +137,9 @@ def run(
     increments = {feed: _increment(spark, cfg, feed, done.get(feed), current[feed]) for feed in FEEDS}
 
     # Each feed's increment is read once and triaged once; the triaged rows feed identity, conform,
-    # quarantine and the counts, so they are cached (and unpersisted at the end).
+    # quarantine and the counts. Reused frames are materialised with a local checkpoint, not only cached:
+    # it also cuts their lineage, without which every later plan would carry (and re-analyse) the whole
+    # stage's plan tree many times over. Spark's context cleaner frees the blocks once the frames are gone.
     triage = {
         "online_orders": lambda df: triage_online_orders(df, sorted(store_timezones), latest_ts),
         "pos_sales": lambda df: triage_pos_sales(df, store_timezones, latest_ts),
@@ -136,179 +149,171 @@ def run(
         "crm_members": triage_crm_members,
         "product_catalogue": triage_catalogue,
     }
-    triaged = {feed: triage[feed](increments[feed]).cache() for feed in FEEDS}
-    cached = list(triaged.values())
-    try:
-        # Identity: persons from every identity the increment shows (quarantined rows excluded).
-        observations, links = identity.identity_observations(
-            {
-                feed: triaged[feed].where(F.col("_reason").isNull()).select(*landing_columns(feed), CORRUPT)
-                for feed in IDENTITY_FEEDS
-            },
-            salt,
-            country_code,
-            store_timezones,
-        )
-        resolved = identity.resolve_identities(
-            observations,
-            links,
-            _existing(spark, cfg, "customer_identity"),
-            _existing(spark, cfg, "identity_edges"),
-            run_id,
-            run_ts,
-            cfg.silver.max_identity_iterations,
-        )
-        merges = resolved.merges.cache()
-        lookup = resolved.assignments.cache()
-        cached += [merges, lookup]
-        customers = identity.golden_customers(
-            lookup, observations, _existing(spark, cfg, "customers"), merges, run_id
-        ).cache()
-        cached.append(customers)
+    triaged = {feed: _pin(triage[feed](increments[feed])) for feed in FEEDS}
+    # Identity: persons from every identity the increment shows (quarantined rows excluded).
+    observations, links = identity.identity_observations(
+        {
+            feed: triaged[feed].where(F.col("_reason").isNull()).select(*landing_columns(feed), CORRUPT)
+            for feed in IDENTITY_FEEDS
+        },
+        salt,
+        country_code,
+        store_timezones,
+    )
+    resolved = identity.resolve_identities(
+        observations,
+        links,
+        _existing(spark, cfg, "customer_identity"),
+        _existing(spark, cfg, "identity_edges"),
+        run_id,
+        run_ts,
+        cfg.silver.max_identity_iterations,
+    )
+    merges = _pin(resolved.merges)
+    lookup = _pin(resolved.assignments)
+    customers = identity.golden_customers(
+        lookup, observations, _existing(spark, cfg, "customers"), merges, run_id
+    )
+    customers = _pin(customers)
 
-        # Orders: combined with the silver rows of the orders this increment touches (newer wins by event time).
-        existing_orders = _existing(spark, cfg, "orders")
-        if existing_orders is None:
-            existing_orders = spark.createDataFrame([], SILVER["orders"])
-        existing_orders = existing_orders.join(
-            touched_order_ids(triaged["online_orders"], triaged["pos_sales"]), "order_id", "left_semi"
-        )
-        conformed = conform_orders(
-            triaged["online_orders"],
-            triaged["pos_sales"],
-            lookup,
-            existing_orders,
-            salt,
-            country_code,
-            run_id,
-        )
-        orders = remap_customer_keys(conformed.orders, merges).cache()
-        order_lines = conformed.order_lines.cache()
-        cached += [orders, order_lines]
-        triaged["online_orders"] = apply_late_fates(triaged["online_orders"], conformed.superseded)
+    # Orders: combined with the silver rows of the orders this increment touches (newer wins by event time).
+    existing_orders = _existing(spark, cfg, "orders")
+    if existing_orders is None:
+        existing_orders = spark.createDataFrame([], SILVER["orders"])
+    existing_orders = existing_orders.join(
+        touched_order_ids(triaged["online_orders"], triaged["pos_sales"]), "order_id", "left_semi"
+    )
+    conformed = conform_orders(
+        triaged["online_orders"],
+        triaged["pos_sales"],
+        lookup,
+        existing_orders,
+        salt,
+        country_code,
+        run_id,
+    )
+    orders = _pin(remap_customer_keys(conformed.orders, merges))
+    order_lines = _pin(conformed.order_lines)
+    triaged["online_orders"] = _pin(apply_late_fates(triaged["online_orders"], conformed.superseded))
 
-        events = conform_interactions(
-            triaged["app_clickstream"],
-            triaged["mini_program_clickstream"],
-            triaged["reviews"],
-            orders,
-            order_lines,
-            lookup,
-            run_id,
-        )
-        interactions = events.interactions.cache()
-        cached.append(interactions)
-        for feed, fates in events.fates.items():
-            triaged[feed] = apply_late_fates(triaged[feed], fates)
+    events = conform_interactions(
+        triaged["app_clickstream"],
+        triaged["mini_program_clickstream"],
+        triaged["reviews"],
+        orders,
+        order_lines,
+        lookup,
+        run_id,
+    )
+    interactions = _pin(events.interactions)
+    for feed, fates in events.fates.items():
+        triaged[feed] = _pin(apply_late_fates(triaged[feed], fates))
 
-        seen_skus = order_lines.select("sku").unionByName(interactions.select("sku")).distinct()
-        known_skus = _existing(spark, cfg, "products")
-        known_skus = (
-            known_skus.where("is_known").select("sku").join(seen_skus, "sku", "left_semi")
-            if known_skus is not None
-            else spark.createDataFrame([], "sku string")
-        )
-        products = conform_products(triaged["product_catalogue"], seen_skus, known_skus, run_id)
+    seen_skus = order_lines.select("sku").unionByName(interactions.select("sku")).distinct()
+    known_skus = _existing(spark, cfg, "products")
+    known_skus = (
+        known_skus.where("is_known").select("sku").join(seen_skus, "sku", "left_semi")
+        if known_skus is not None
+        else spark.createDataFrame([], "sku string")
+    )
+    products = _pin(conform_products(triaged["product_catalogue"], seen_skus, known_skus, run_id))
 
-        quarantine = None
-        for feed in FEEDS:
-            rows = quarantine_rows(triaged[feed], feed, run_id, run_ts)
-            quarantine = rows if quarantine is None else quarantine.unionByName(rows)
-        quarantine = quarantine.cache()
-        cached.append(quarantine)
+    quarantine = None
+    for feed in FEEDS:
+        rows = quarantine_rows(triaged[feed], feed, run_id, run_ts)
+        quarantine = rows if quarantine is None else quarantine.unionByName(rows)
+    quarantine = _pin(quarantine)
 
-        # Reconciliation: feed x outcome x category, a few dozen rows at most (bounded collect).
-        counts = None
-        for feed in FEEDS:
-            part = outcome_counts(triaged[feed], feed)
-            counts = part if counts is None else counts.unionByName(part)
-        count_rows = counts.collect()
-        bronze_rows = {feed: sum(r["rows"] for r in count_rows if r["feed"] == feed) for feed in FEEDS}
-        report = reconciliation(count_rows, bronze_rows)
-        anonymous_orders = orders.where(F.col("customer_key").isNull()).count()
-        anonymous_lines = events.anonymous_purchase_lines.count()
+    # Reconciliation: feed x outcome x category, a few dozen rows at most (bounded collect).
+    counts = None
+    for feed in FEEDS:
+        part = outcome_counts(triaged[feed], feed)
+        counts = part if counts is None else counts.unionByName(part)
+    count_rows = counts.collect()
+    bronze_rows = {feed: sum(r["rows"] for r in count_rows if r["feed"] == feed) for feed in FEEDS}
+    report = reconciliation(count_rows, bronze_rows)
+    anonymous_orders = orders.where(F.col("customer_key").isNull()).count()
+    anonymous_lines = events.anonymous_purchase_lines.count()
 
-        # Writes: gate each table's new rows, then MERGE on business keys.
-        outputs = {
-            "quarantine": quarantine,
-            "products": products,
-            "orders": orders,
-            "order_lines": order_lines,
-            "interactions": interactions,
-        }
-        related = {"silver.orders": orders, "silver.order_lines": order_lines}
-        for table in WRITE_ORDER:
-            name = f"silver.{table}"
-            quality.gate(
-                spark,
-                cfg,
-                name,
-                outputs[table],
-                run_id=run_id,
-                stage="silver",
-                as_of=as_of,
-                related=related,
-                accept=accept,
-            )
-            lake.ensure_table(spark, cfg, name, SILVER[table], change_feed=True)
-            # Orders need no newer_wins_by here: conform_orders already combined each order with its silver
-            # row by event time, and a pick-up may change fulfilment/store without a newer updated_ts.
-            changed = ("reason", "detail", "source_file", "raw_payload") if table == "quarantine" else None
-            lake.merge_upsert(outputs[table], cfg, name, SILVER_KEYS[table], update_when_changed=changed)
-
-        _apply_merges(spark, cfg, merges)
-
-        # Identity tables last, customer_identity the very last: until it is written a rerun resolves the
-        # same merges again, so a run killed in between converges.
-        for table, rows in (("customers", customers), ("customer_identity", resolved.identity)):
-            quality.gate(
-                spark, cfg, f"silver.{table}", rows, run_id=run_id, stage="silver", as_of=as_of, accept=accept
-            )
-        for table in IDENTITY_TABLES:
-            lake.ensure_table(spark, cfg, f"silver.{table}", SILVER[table], change_feed=True)
-        lake.merge_upsert(resolved.edges, cfg, "silver.identity_edges", SILVER_KEYS["identity_edges"])
-        lake.merge_upsert(
-            merges,
+    # Writes: gate each table's new rows, then MERGE on business keys.
+    outputs = {
+        "quarantine": quarantine,
+        "products": products,
+        "orders": orders,
+        "order_lines": order_lines,
+        "interactions": interactions,
+    }
+    # What the suites' reference checks see: the silver tables as they will be after this run's writes.
+    related = {
+        "silver.orders": _with_lake(spark, cfg, "orders", orders),
+        "silver.customers": _with_lake(spark, cfg, "customers", customers),
+        "silver.products": _with_lake(spark, cfg, "products", products),
+    }
+    for table in WRITE_ORDER:
+        name = f"silver.{table}"
+        quality.gate(
+            spark,
             cfg,
-            "silver.customer_merges",
-            SILVER_KEYS["customer_merges"],
-            update_when_changed=("surviving_key",),
+            name,
+            outputs[table],
+            run_id=run_id,
+            stage="silver",
+            as_of=as_of,
+            related=related,
+            accept=accept,
         )
-        lake.merge_upsert(customers, cfg, "silver.customers", SILVER_KEYS["customers"])
-        _delete_keys(spark, cfg, "customers", identity.retired_customer_keys(merges))
-        lake.merge_upsert(
-            resolved.identity, cfg, "silver.customer_identity", SILVER_KEYS["customer_identity"]
-        )
+        lake.ensure_table(spark, cfg, name, SILVER[table], change_feed=True)
+        # Orders need no newer_wins_by here: conform_orders already combined each order with its silver
+        # row by event time, and a pick-up may change fulfilment/store without a newer updated_ts.
+        changed = ("reason", "detail", "source_file", "raw_payload") if table == "quarantine" else None
+        lake.merge_upsert(outputs[table], cfg, name, SILVER_KEYS[table], update_when_changed=changed)
 
-        # The watermark is written last: a run killed before this line reprocesses the same increment.
-        lake.ensure_table(spark, cfg, WATERMARKS, WATERMARK_SCHEMA)
-        marks = spark.createDataFrame(
-            [(feed, version, run_id, run_ts) for feed, version in sorted(pending.items())], WATERMARK_SCHEMA
-        )
-        lake.merge_upsert(marks, cfg, WATERMARKS, ("feed",), update_when_changed=("bronze_version",))
+    _apply_merges(spark, cfg, merges)
 
-        result.rows_in = sum(entry["bronze_rows"] for entry in report.values())
-        result.rows_out = sum(entry["silver_rows"] for entry in report.values())
-        result.rows_rejected = sum(sum(entry["quarantined"].values()) for entry in report.values())
-        result.details = {
-            "reconciliation": report,
-            "bronze_versions_processed": {
-                feed: [done.get(feed), version] for feed, version in pending.items()
-            },
-            "anonymous_orders": anonymous_orders,
-            "anonymous_purchase_lines": anonymous_lines,
-            "identity_iterations": resolved.iterations,
-        }
-        result.output_versions = {f"silver.{t}": lake.version(spark, cfg, f"silver.{t}") for t in SILVER}
-        result.output_versions[WATERMARKS] = lake.version(spark, cfg, WATERMARKS)
-        if not all(entry["balanced"] for entry in report.values()):
-            raise RuntimeError(
-                f"silver reconciliation does not add up (bronze = silver + quarantine + duplicates): {report}"
-            )
-        return result
-    finally:
-        for frame in cached:
-            frame.unpersist()
+    # Identity tables last, customer_identity the very last: until it is written a rerun resolves the
+    # same merges again, so a run killed in between converges.
+    for table, rows in (("customers", customers), ("customer_identity", resolved.identity)):
+        quality.gate(
+            spark, cfg, f"silver.{table}", rows, run_id=run_id, stage="silver", as_of=as_of, accept=accept
+        )
+    for table in IDENTITY_TABLES:
+        lake.ensure_table(spark, cfg, f"silver.{table}", SILVER[table], change_feed=True)
+    lake.merge_upsert(resolved.edges, cfg, "silver.identity_edges", SILVER_KEYS["identity_edges"])
+    lake.merge_upsert(
+        merges,
+        cfg,
+        "silver.customer_merges",
+        SILVER_KEYS["customer_merges"],
+        update_when_changed=("surviving_key",),
+    )
+    lake.merge_upsert(customers, cfg, "silver.customers", SILVER_KEYS["customers"])
+    _delete_keys(spark, cfg, "customers", identity.retired_customer_keys(merges))
+    lake.merge_upsert(resolved.identity, cfg, "silver.customer_identity", SILVER_KEYS["customer_identity"])
+
+    # The watermark is written last: a run killed before this line reprocesses the same increment.
+    lake.ensure_table(spark, cfg, WATERMARKS, WATERMARK_SCHEMA)
+    marks = spark.createDataFrame(
+        [(feed, version, run_id, run_ts) for feed, version in sorted(pending.items())], WATERMARK_SCHEMA
+    )
+    lake.merge_upsert(marks, cfg, WATERMARKS, ("feed",), update_when_changed=("bronze_version",))
+
+    result.rows_in = sum(entry["bronze_rows"] for entry in report.values())
+    result.rows_out = sum(entry["silver_rows"] for entry in report.values())
+    result.rows_rejected = sum(sum(entry["quarantined"].values()) for entry in report.values())
+    result.details = {
+        "reconciliation": report,
+        "bronze_versions_processed": {feed: [done.get(feed), version] for feed, version in pending.items()},
+        "anonymous_orders": anonymous_orders,
+        "anonymous_purchase_lines": anonymous_lines,
+        "identity_iterations": resolved.iterations,
+    }
+    result.output_versions = {f"silver.{t}": lake.version(spark, cfg, f"silver.{t}") for t in SILVER}
+    result.output_versions[WATERMARKS] = lake.version(spark, cfg, WATERMARKS)
+    if not all(entry["balanced"] for entry in report.values()):
+        raise RuntimeError(
+            f"silver reconciliation does not add up (bronze = silver + quarantine + duplicates): {report}"
+        )
+    return result
 
 
 def _apply_merges(spark: SparkSession, cfg: Config, merges: DataFrame) -> None:

@@ -1,0 +1,168 @@
+"""The Airflow 3 DAG with real Airflow: it imports cleanly, its tasks are in stage order, and dag.test() runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pyspark.sql.functions as F
+import pytest
+
+from o2o import lake
+from o2o.contracts import FEEDS
+
+PROJECT = Path(__file__).resolve().parents[2]
+DAG_ID = "o2o_daily"
+STAGES = ["bronze", "silver", "gold", "train", "recommend"]
+CUSTOMERS, DAYS, SEED = 200, 10, 13
+AS_OF = date(2026, 6, 10)  # generator.start_date 2026-06-01 + DAYS - 1
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory):
+    """A throw-away AIRFLOW_HOME with a migrated sqlite metadata DB (dag.test() writes runs into it)."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    settings = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+    }
+    saved = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
+    migrated = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
+    yield home
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def dagbag(airflow_home):
+    # Imported only now: Airflow reads AIRFLOW_HOME and its config once, when it is first imported.
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError as exc:
+        pytest.fail(f"Airflow is not installed ({exc}); install the extra: pip install -e '.[dev,airflow]'")
+
+    return DagBag(dag_folder=str(PROJECT / "dags"))
+
+
+def test_dag_folder_imports_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert DAG_ID in dagbag.dags
+
+
+def test_tasks_run_in_stage_order_with_retries_and_one_run_at_a_time(dagbag):
+    dag = dagbag.dags[DAG_ID]
+
+    assert sorted(dag.task_ids) == sorted(STAGES)
+    for upstream, downstream in zip(STAGES, STAGES[1:], strict=False):
+        assert dag.get_task(upstream).downstream_task_ids == {downstream}
+    assert dag.get_task("bronze").upstream_task_ids == set()
+    assert dag.max_active_runs == 1
+    assert dag.catchup is False
+    assert "env" in dag.params
+    for task in dag.tasks:
+        assert task.retries >= 1 and task.retry_exponential_backoff
+        assert task.application.endswith(".py") and Path(task.application).is_file()
+        assert task.application_args[:4] == ["--env", "{{ params.env }}", "--as-of", "{{ ds }}"]
+        assert task.conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+
+
+def test_a_failing_stage_fails_its_task_and_nothing_downstream_runs(airflow_home, tmp_path, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("O2O__LAKE__ROOT", str(tmp_path / "lake"))
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_O2O", json.dumps({"conn_type": "spark", "host": "local[1]"}))
+    dag = DagBag(dag_folder=str(PROJECT / "dags")).dags[DAG_ID]  # a copy of its own: retries off below
+    for task in dag.tasks:
+        task.retries = 0
+
+    # An environment with no conf/<env>.yaml: the bronze job exits 2 inside spark-submit.
+    run = dag.test(logical_date=datetime(2026, 6, 2, tzinfo=timezone.utc), run_conf={"env": "no_such_env"})
+
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["bronze"] == "failed"
+    assert all(states[stage] == "upstream_failed" for stage in STAGES[1:]), states
+    assert run.state == "failed"
+    assert not (tmp_path / "lake").exists()
+
+
+def test_dag_test_runs_every_stage_through_spark_submit(
+    dagbag, airflow_home, spark, base_cfg, tmp_path, monkeypatch
+):
+    lake_root, landing = tmp_path / "lake", tmp_path / "landing"
+    paths = {
+        "O2O__LAKE__ROOT": str(lake_root),
+        "O2O__LAKE__LANDING": str(landing),
+        "O2O__LAKE__REPORTS": str(lake_root / "reports"),
+        "O2O__LAKE__CHECKPOINTS": str(lake_root / "_checkpoints"),
+    }
+    job_env = {
+        **paths,
+        # Ten days of sample data are enough to train on with two-day evaluation windows.
+        "O2O__RECO__TEST_DAYS": "2",
+        "O2O__RECO__VALIDATION_DAYS": "2",
+        "O2O__SPARK__SHUFFLE_PARTITIONS": "2",
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # spark-submit
+        # The task's Spark connection: a local master, given the way deployments give it (env var).
+        "AIRFLOW_CONN_SPARK_O2O": json.dumps({"conn_type": "spark", "host": "local[2]"}),
+    }
+    for key, value in job_env.items():
+        monkeypatch.setenv(key, value)
+    generated = subprocess.run(
+        [sys.executable, "-m", "o2o.cli", "generate", "--customers", str(CUSTOMERS), "--days", str(DAYS),
+         "--seed", str(SEED), "--landing", str(landing)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert generated.returncode == 0, generated.stderr
+
+    dag = dagbag.dags[DAG_ID]
+    run = dag.test(
+        logical_date=datetime(AS_OF.year, AS_OF.month, AS_OF.day, tzinfo=timezone.utc),
+        run_conf={"env": "local"},
+    )
+
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states == {stage: "success" for stage in STAGES}, states
+    assert run.state == "success"
+
+    cfg = base_cfg.replace(lake=paths)
+    assert all(lake.read(spark, cfg, f"bronze.{feed}").count() > 0 for feed in FEEDS)
+    orders = lake.read(spark, cfg, "silver.orders").count()
+    assert (
+        0
+        < orders
+        <= sum(lake.read(spark, cfg, f"bronze.{f}").count() for f in ("online_orders", "pos_sales"))
+    )
+    on_as_of = F.col("as_of") == F.lit(AS_OF)
+    rfm_rows = lake.read(spark, cfg, "gold.customer_rfm").where(on_as_of).count()
+    assert 0 < rfm_rows <= lake.read(spark, cfg, "silver.customers").count()
+    assert lake.read(spark, cfg, "gold.model_metrics").count() > 0
+    recommendations = lake.read(spark, cfg, "gold.recommendations")
+    assert recommendations.count() > 0
+    assert recommendations.groupBy("customer_key").count().where(F.col("count") > cfg.reco.top_n).count() == 0
+    runs = lake.read(spark, cfg, "ops.pipeline_runs").select("stage", "status", "as_of").collect()  # 5 rows
+    assert sorted(r["stage"] for r in runs) == sorted(STAGES)
+    assert {(r["status"], r["as_of"]) for r in runs} == {("succeeded", AS_OF)}
