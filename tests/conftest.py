@@ -19,11 +19,17 @@ def _data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def base_cfg() -> Config:
-    """The local config with a small Spark: local[2], UI off, two shuffle partitions."""
+    """The local config with a small Spark: local[2], UI off, two shuffle partitions.
+
+    Data Docs rendering is off by default here (it costs seconds per gate); the tests of the docs turn it on.
+    """
     return load_config(
         "local",
         conf_dir=PROJECT / "conf",
-        overrides={"spark": {"master": "local[2]", "shuffle_partitions": 2, "ui_enabled": False}},
+        overrides={
+            "spark": {"master": "local[2]", "shuffle_partitions": 2, "ui_enabled": False},
+            "quality": {"data_docs": False},
+        },
     )
 
 

@@ -573,7 +573,7 @@ def section_channels(spark: SparkSession, cfg: Config, as_of: date) -> str:
         "pickup-share",
         "Buy online, pick up in store: share of orders (%)",
         {"pick-up / all orders": "#3a9e6f", "pick-up / online orders": "#c44e52"},
-        y_format=lambda v: f"{v:.0f}%",
+        y_format=lambda v: f"{v:g}%",
         width=565,
     )
     charts = [sales, f'<div class="pair"><div>{aov}</div><div>{pickup}</div></div>']

@@ -21,7 +21,7 @@ STAGES = ["bronze", "silver", "gold", "train", "recommend"]
 CUSTOMERS, DAYS, SEED = 200, 10, 13
 AS_OF = date(2026, 6, 10)  # generator.start_date 2026-06-01 + DAYS - 1
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,8 @@ import pytest
 from o2o import lake
 from o2o.report import build_report
 
+pytestmark = pytest.mark.pipeline
+
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",

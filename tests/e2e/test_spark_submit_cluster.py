@@ -29,7 +29,7 @@ AS_OF = "2026-06-10"  # generator.start_date 2026-06-01 + DAYS - 1
 # Small evaluation windows so ten days of sample data are enough to train on.
 SMALL_RECO = {"O2O__RECO__TEST_DAYS": "2", "O2O__RECO__VALIDATION_DAYS": "2"}
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
 
 
 def free_port() -> int:

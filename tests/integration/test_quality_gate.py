@@ -44,7 +44,8 @@ def failed_orders(spark, base_cfg, tmp_path_factory):
     """silver.orders with a duplicate key, an unknown fulfilment, an orphan customer, stale data, a volume drop."""
     root = tmp_path_factory.mktemp("quality")
     cfg = base_cfg.replace(
-        lake={"root": str(root / "lake"), "landing": str(root / "landing"), "reports": "", "checkpoints": ""}
+        lake={"root": str(root / "lake"), "landing": str(root / "landing"), "reports": "", "checkpoints": ""},
+        quality={"data_docs": True},
     )
     _fake_previous_run(spark, cfg, "silver", rows_out=100)
     orders = spark.createDataFrame(
