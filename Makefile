@@ -16,7 +16,7 @@ check-java:
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,airflow]"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@rm -f $(VENV)/.installed-*; touch $@
 
 # Install into .venv and resolve the Delta jars once into .cache/spark-jars (later runs are offline).
@@ -34,6 +34,7 @@ test: setup
 	$(BIN)/python -m pytest -q -m "not pipeline"
 
 test-pipeline: setup
+	$(BIN)/python -m pip install --quiet -e ".[dev,airflow]"
 	$(BIN)/python -m pytest -q -m pipeline
 
 lint:
