@@ -57,16 +57,3 @@ def cfg(base_cfg, tmp_path) -> Config:
 def data_dir() -> Path:
     """The real public data sets (../shared/data or $O2O_DATA_DIR)."""
     return _data_dir()
-
-
-def require_data(path: Path) -> Path:
-    """The path of a real data file; in CI a missing file fails, elsewhere the test is reported as not run."""
-    if path.exists():
-        return path
-    message = (
-        f"real data not found at {path}; set O2O_DATA_DIR to the folder holding the public data sets "
-        "(see README: Online Retail II from the UCI repository, MovieLens 100K from GroupLens)"
-    )
-    if os.environ.get("CI") or os.environ.get("O2O_REQUIRE_DATA"):
-        pytest.fail(message)
-    pytest.skip(message)

@@ -70,6 +70,8 @@ def test_killed_run_then_rerun_has_exact_counts(spark, cfg, tmp_path):
             .agg(F.count("*").alias("rows"))
             .collect()
         )
-        actual = Counter({f"{feed}|{ingest.canonical_uri(r['_source_file'])[len('file:') :]}": r["rows"] for r in rows})
+        actual = Counter(
+            {f"{feed}|{ingest.canonical_uri(r['_source_file'])[len('file:') :]}": r["rows"] for r in rows}
+        )
         wanted = Counter({key: n for key, n in expected.items() if key.startswith(f"{feed}|")})
         assert actual == wanted, f"bronze.{feed} differs from its landing files"

@@ -11,8 +11,8 @@ import pyspark.sql.functions as F
 import pytest
 from chispa import assert_df_equality
 
-from conftest import require_data
 from o2o.gold.rfm import customer_values, order_facts, score_rfm
+from realdata import require_data
 
 ORDERS = (
     "order_id string, channel string, store_id string, customer_key string, order_ts timestamp, "

@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import require_data
 from o2o.contracts import LANDING
 from o2o.sources.online_retail import to_landing
+from realdata import require_data
 
 pytestmark = pytest.mark.real_data
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from conftest import require_data
 from o2o.reco import movielens
+from realdata import require_data
 
 
 @pytest.mark.real_data
