@@ -219,19 +219,19 @@ def test_stages_run_on_a_standalone_cluster(spark, base_cfg, dist, cluster, tmp_
             f"spark-submit {job} exited {completed.returncode}:\n" + (log.read_text(errors="replace")[-6000:])
         )
 
-    # Every job ran on the cluster (not in a local master inside the driver) and finished there.
+    # Every job ran on the cluster (not in a local master inside the driver), with an executor on each worker.
     finished = {app["name"]: app for app in master_state(cluster["webui"])["completedapps"]}
-    assert set(finished) >= {f"o2o-{job}" for job in JOBS}, sorted(finished)
-    assert all(finished[f"o2o-{job}"]["cores"] > 0 for job in JOBS)
-    executor_dirs = [d for work in cluster["work_dirs"] for d in work.glob("app-*/*") if d.is_dir()]
-    assert executor_dirs, "no executor ran in either worker's work dir"
+    assert set(finished) == {f"o2o-{job}" for job in JOBS}, sorted(finished)
+    assert {finished[f"o2o-{job}"]["state"] for job in JOBS} == {"FINISHED"}
+    for work_dir in cluster["work_dirs"]:
+        assert len([d for d in work_dir.glob("app-*") if d.is_dir()]) == len(JOBS), sorted(work_dir.iterdir())
 
     cfg = base_cfg.replace(lake={**paths})
     bronze_rows = {feed: lake.read(spark, cfg, f"bronze.{feed}").count() for feed in FEEDS}
     assert all(rows > 0 for rows in bronze_rows.values()), bronze_rows
     orders = lake.read(spark, cfg, "silver.orders").count()
     assert 0 < orders <= bronze_rows["online_orders"] + bronze_rows["pos_sales"]
-    assert lake.read(spark, cfg, "silver.order_lines").count() >= orders
+    assert lake.read(spark, cfg, "silver.order_lines").count() > 0
     customers = lake.read(spark, cfg, "silver.customers").count()
     assert customers > 0
 

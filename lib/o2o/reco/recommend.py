@@ -197,7 +197,9 @@ def compute(
     return assemble(population, customer_ids, als_candidates, popular_candidates, bought, catalogue, rc.top_n)
 
 
-def run(spark: SparkSession, cfg: Config, as_of: date, run_id: str) -> StageResult:
+def run(
+    spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tuple[str, ...] = ()
+) -> StageResult:
     """Latest model in ops.models -> gold.recommendations snapshot for `as_of` (gated, then replaced)."""
     spark.sparkContext.setCheckpointDir(lake.checkpoints_dir(cfg))
     input_versions = {name: lake.version(spark, cfg, name) for name in INPUTS}
@@ -217,7 +219,7 @@ def run(spark: SparkSession, cfg: Config, as_of: date, run_id: str) -> StageResu
         )
         .cache()
     )
-    quality.gate(spark, cfg, TABLE, recommendations, run_id=run_id, stage=STAGE, as_of=as_of)
+    quality.gate(spark, cfg, TABLE, recommendations, run_id=run_id, stage=STAGE, as_of=as_of, accept=accept)
     lake.ensure_table(spark, cfg, TABLE, RECO[TABLE], partition_by=("as_of",))
     lake.replace_snapshot(recommendations, cfg, TABLE, as_of)
     # One aggregate row; bounded.

@@ -266,7 +266,9 @@ def comparison(test: dict) -> dict:
     }
 
 
-def run(spark: SparkSession, cfg: Config, as_of: date, run_id: str) -> StageResult:
+def run(
+    spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tuple[str, ...] = ()
+) -> StageResult:
     """silver.interactions (+ gold.customer_rfm) -> tuned ALS model, ops.models row, gold.model_metrics rows."""
     rc = cfg.reco
     spark.sparkContext.setCheckpointDir(lake.checkpoints_dir(cfg))
