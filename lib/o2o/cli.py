@@ -227,7 +227,7 @@ def summary(spark, cfg: Config, as_of: date) -> str:
     if lake.exists(spark, cfg, "ops.pipeline_runs"):
         lines.append("\nLast run of each stage")
         runs = lake.read(spark, cfg, "ops.pipeline_runs")
-        # Bounded: one row per stage.
+        # Bounded: one row per stage (latest finish time, joined back for that run's row).
         latest = (
             runs.groupBy("stage")
             .agg({"finished_at": "max"})

@@ -259,6 +259,7 @@ def recommend_for(spark: SparkSession, cfg: Config, customer_key: str) -> list[R
     one = spark.createDataFrame([(customer_key,)], "customer_key string")
     # At most top_n rows; bounded.
     return (
+        # Scored for this one customer only: at most top_n rows; bounded.
         compute(spark, cfg, model_row["as_of"], model_row, population=one)
         .select(
             F.lit(model_row["as_of"]).alias("as_of"),
