@@ -44,6 +44,32 @@ def checkpoints_dir(cfg: Config) -> str:
     )
 
 
+def staging_dir(cfg: Config, stage: str) -> str:
+    """Scratch folder of a stage's intermediate results (<root>/_staging/<stage>); emptied by every run."""
+    return f"{cfg.resolve(cfg.lake.root).rstrip('/')}/_staging/{stage}"
+
+
+def stage_frame(df: DataFrame, cfg: Config, stage: str, name: str) -> DataFrame:
+    """`df` computed once into Parquet under the stage's scratch folder and read back.
+
+    For intermediate results a stage reads several times: later plans start from a file scan (short
+    plans, column pruning, no memory pressure) instead of re-running or re-analysing the lineage.
+    Rerun-safe: a run overwrites its own names, and `clear_staging` empties the folder when the stage ends.
+    """
+    path = f"{staging_dir(cfg, stage)}/{name}"
+    df.write.mode("overwrite").parquet(path)
+    return df.sparkSession.read.parquet(path)
+
+
+def clear_staging(spark: SparkSession, cfg: Config, stage: str) -> None:
+    """Delete the stage's scratch folder (any Hadoop file system)."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(staging_dir(cfg, stage))
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if fs.exists(path):
+        fs.delete(path, True)
+
+
 def exists(spark: SparkSession, cfg: Config, name: str) -> bool:
     """True when the Delta table has at least one commit."""
     return DeltaTable.isDeltaTable(spark, table_path(cfg, name))

@@ -12,6 +12,7 @@ from pyspark.sql import SparkSession
 from o2o import lake
 from o2o.config import Config
 from o2o.contracts import OPS
+from o2o.frames import local_frame
 
 RUNS_TABLE = "ops.pipeline_runs"
 
@@ -67,7 +68,7 @@ def record_run(
     )
     # Timestamps are naive UTC; the session time zone is UTC.
     lake.ensure_table(spark, cfg, RUNS_TABLE, OPS["pipeline_runs"])
-    lake.append(spark.createDataFrame([row], OPS["pipeline_runs"]), cfg, RUNS_TABLE)
+    lake.append(local_frame(spark, [row], OPS["pipeline_runs"]), cfg, RUNS_TABLE)
 
 
 def last_successful_run(spark: SparkSession, cfg: Config, stage: str):

@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from o2o import lake, quality
 from o2o.config import Config
 from o2o.contracts import GOLD
+from o2o.frames import empty_frame
 from o2o.gold.campaign import campaign_effect, campaign_outcomes
 from o2o.gold.kpis import channel_kpis
 from o2o.gold.rfm import customer_values, order_facts, score_rfm
@@ -221,5 +222,5 @@ def _campaign_effect(
         )
         outcomes = effect if outcomes is None else outcomes.unionByName(effect)
     if outcomes is None:
-        return spark.createDataFrame([], GOLD["campaign_effect"])
+        return empty_frame(spark, GOLD["campaign_effect"])
     return outcomes.withColumn("as_of", F.lit(as_of))

@@ -10,6 +10,7 @@ import pyspark.sql.functions as F
 import yaml
 from pyspark.sql import Column, DataFrame, Window
 
+from o2o.frames import empty_frame
 from o2o.gold.segments import SegmentRules
 
 SCHEMES = ("segment", "value_segment")
@@ -164,8 +165,8 @@ def segment_targets(
         )
         lists = chosen if lists is None else lists.unionByName(chosen)
     if lists is None:
-        lists = rfm.sparkSession.createDataFrame(
-            [], "campaign_id string, customer_key string, segment string, control_share double"
+        lists = empty_frame(
+            rfm.sparkSession, "campaign_id string, customer_key string, segment string, control_share double"
         )
     targets = (
         lists.join(customers.select("customer_key", "member_id"), "customer_key", "left")

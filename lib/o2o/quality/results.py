@@ -10,6 +10,7 @@ from pyspark.sql import SparkSession
 from o2o import lake
 from o2o.config import Config
 from o2o.contracts import OPS
+from o2o.frames import local_frame
 from o2o.quality.report import GateReport
 
 RESULTS_TABLE = "ops.dq_results"
@@ -49,7 +50,7 @@ def append_results(spark: SparkSession, cfg: Config, report: GateReport) -> None
         return
     lake.ensure_table(spark, cfg, RESULTS_TABLE, OPS["dq_results"])
     # One row per expectation of one suite: a few dozen rows at most.
-    lake.append(spark.createDataFrame(rows, OPS["dq_results"]), cfg, RESULTS_TABLE)
+    lake.append(local_frame(spark, rows, OPS["dq_results"]), cfg, RESULTS_TABLE)
 
 
 def _text(value: Any) -> str | None:

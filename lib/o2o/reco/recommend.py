@@ -10,6 +10,7 @@ from pyspark.sql import DataFrame, Row, SparkSession, Window
 from o2o import lake, quality
 from o2o.config import Config
 from o2o.contracts import RECO
+from o2o.frames import local_frame
 from o2o.reco import als, baselines, features
 from o2o.runs import StageResult
 
@@ -256,7 +257,7 @@ def recommend_for(spark: SparkSession, cfg: Config, customer_key: str) -> list[R
                 .collect()
             )
     model_row = latest_model(spark, cfg)
-    one = spark.createDataFrame([(customer_key,)], "customer_key string")
+    one = local_frame(spark, [(customer_key,)], "customer_key string")
     # At most top_n rows; bounded.
     return (
         # Scored for this one customer only: at most top_n rows; bounded.

@@ -14,6 +14,7 @@ import o2o
 from o2o import lake
 from o2o.config import Config, RecoConfig
 from o2o.contracts import RECO
+from o2o.frames import local_frame
 from o2o.reco import als, baselines, features, metrics, movielens
 from o2o.runs import StageResult
 
@@ -346,10 +347,10 @@ def run(
     lake.ensure_table(spark, cfg, MODELS_TABLE, RECO[MODELS_TABLE])
     lake.ensure_table(spark, cfg, METRICS_TABLE, RECO[METRICS_TABLE], partition_by=("as_of",))
     lake.append_once(
-        spark.createDataFrame([record], RECO[MODELS_TABLE]), cfg, MODELS_TABLE, f"o2o.reco.train.{run_id}", 0
+        local_frame(spark, [record], RECO[MODELS_TABLE]), cfg, MODELS_TABLE, f"o2o.reco.train.{run_id}", 0
     )
     lake.append_once(
-        spark.createDataFrame(rows, RECO[METRICS_TABLE]), cfg, METRICS_TABLE, f"o2o.reco.train.{run_id}", 0
+        local_frame(spark, rows, RECO[METRICS_TABLE]), cfg, METRICS_TABLE, f"o2o.reco.train.{run_id}", 0
     )
     interactions.unpersist()
     if segments is not None:

@@ -10,6 +10,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql.types import BooleanType, StringType, StructField, StructType, TimestampType
 
 from o2o.contracts import CHANNELS, CORRUPT, SILVER
+from o2o.frames import empty_frame
 from o2o.silver.pii import canonical_email, canonical_phone, salted_hash
 
 # Identity namespaces (customer_identity.channel holds the namespace).
@@ -275,10 +276,10 @@ def identity_observations(
         )
 
     spark = next(iter(feeds.values())).sparkSession if feeds else SparkSession.active()
-    observations = spark.createDataFrame([], OBSERVATION_SCHEMA)
+    observations = empty_frame(spark, OBSERVATION_SCHEMA)
     for part in parts:
         observations = observations.unionByName(part)
-    direct_links = spark.createDataFrame([], LINK_SCHEMA)
+    direct_links = empty_frame(spark, LINK_SCHEMA)
     for part in links:
         direct_links = direct_links.unionByName(part)
     return (
@@ -374,7 +375,7 @@ def connected_labels(
 
 
 def _empty(spark: SparkSession, schema: StructType) -> DataFrame:
-    return spark.createDataFrame([], schema)
+    return empty_frame(spark, schema)
 
 
 def resolve_identities(

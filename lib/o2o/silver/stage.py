@@ -12,6 +12,7 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType, Tim
 from o2o import lake, quality
 from o2o.config import Config
 from o2o.contracts import CORRUPT, FEEDS, SILVER, SILVER_KEYS, bronze_schema, bronze_table
+from o2o.frames import empty_frame, local_frame
 from o2o.runs import StageResult
 from o2o.silver import identity
 from o2o.silver.interactions import (
@@ -76,7 +77,7 @@ def _increment(
     spark: SparkSession, cfg: Config, feed: str, after: int | None, up_to: int | None
 ) -> DataFrame:
     if up_to is None or after == up_to:
-        return spark.createDataFrame([], bronze_schema(feed))
+        return empty_frame(spark, bronze_schema(feed))
     return lake.read_changes(spark, cfg, bronze_table(feed), after, up_to).select(
         *bronze_schema(feed).fieldNames()
     )
@@ -87,9 +88,9 @@ def _existing(spark: SparkSession, cfg: Config, table: str) -> DataFrame | None:
     return lake.read(spark, cfg, name) if lake.exists(spark, cfg, name) else None
 
 
-def _pin(frame: DataFrame) -> DataFrame:
-    """The frame computed once and kept (local checkpoint): reused without recomputing or re-analysing its plan."""
-    return frame.localCheckpoint(eager=True)
+def _pin(frame: DataFrame, cfg: Config, name: str) -> DataFrame:
+    """The frame computed once into the stage's scratch folder: reused without recomputing or re-analysing its plan."""
+    return lake.stage_frame(frame, cfg, "silver", name)
 
 
 def _with_lake(spark: SparkSession, cfg: Config, table: str, new_rows: DataFrame) -> DataFrame:
@@ -115,6 +116,14 @@ def run(
     spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tuple[str, ...] = ()
 ) -> StageResult:
     """bronze.<feed> increments -> silver customers, identities, products, orders, order lines, interactions, quarantine."""
+    lake.clear_staging(spark, cfg, "silver")  # a killed run's leftovers
+    try:
+        return _run(spark, cfg, as_of, run_id, accept)
+    finally:
+        lake.clear_staging(spark, cfg, "silver")
+
+
+def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tuple[str, ...]) -> StageResult:
     result = StageResult(stage="silver")
     done = watermarks(spark, cfg)
     current = {feed: lake.version(spark, cfg, bronze_table(feed)) for feed in FEEDS}
@@ -137,9 +146,9 @@ def run(
     increments = {feed: _increment(spark, cfg, feed, done.get(feed), current[feed]) for feed in FEEDS}
 
     # Each feed's increment is read once and triaged once; the triaged rows feed identity, conform,
-    # quarantine and the counts. Reused frames are materialised with a local checkpoint, not only cached:
-    # it also cuts their lineage, without which every later plan would carry (and re-analyse) the whole
-    # stage's plan tree many times over. Spark's context cleaner frees the blocks once the frames are gone.
+    # quarantine and the counts. Reused frames are written once to the stage's scratch folder (Parquet)
+    # and read back: later plans start from a file scan, so they neither recompute nor carry (and
+    # re-analyse) the whole stage's plan tree, and columns a step does not need (raw payloads) are not read.
     triage = {
         "online_orders": lambda df: triage_online_orders(df, sorted(store_timezones), latest_ts),
         "pos_sales": lambda df: triage_pos_sales(df, store_timezones, latest_ts),
@@ -149,7 +158,7 @@ def run(
         "crm_members": triage_crm_members,
         "product_catalogue": triage_catalogue,
     }
-    triaged = {feed: _pin(triage[feed](increments[feed])) for feed in FEEDS}
+    triaged = {feed: _pin(triage[feed](increments[feed]), cfg, f"triaged_{feed}") for feed in FEEDS}
     # Identity: persons from every identity the increment shows (quarantined rows excluded).
     observations, links = identity.identity_observations(
         {
@@ -169,17 +178,17 @@ def run(
         run_ts,
         cfg.silver.max_identity_iterations,
     )
-    merges = _pin(resolved.merges)
-    lookup = _pin(resolved.assignments)
+    merges = _pin(resolved.merges, cfg, "merges")
+    lookup = _pin(resolved.assignments, cfg, "assignments")
     customers = identity.golden_customers(
         lookup, observations, _existing(spark, cfg, "customers"), merges, run_id
     )
-    customers = _pin(customers)
+    customers = _pin(customers, cfg, "customers")
 
     # Orders: combined with the silver rows of the orders this increment touches (newer wins by event time).
     existing_orders = _existing(spark, cfg, "orders")
     if existing_orders is None:
-        existing_orders = spark.createDataFrame([], SILVER["orders"])
+        existing_orders = empty_frame(spark, SILVER["orders"])
     existing_orders = existing_orders.join(
         touched_order_ids(triaged["online_orders"], triaged["pos_sales"]), "order_id", "left_semi"
     )
@@ -192,9 +201,11 @@ def run(
         country_code,
         run_id,
     )
-    orders = _pin(remap_customer_keys(conformed.orders, merges))
-    order_lines = _pin(conformed.order_lines)
-    triaged["online_orders"] = _pin(apply_late_fates(triaged["online_orders"], conformed.superseded))
+    orders = _pin(remap_customer_keys(conformed.orders, merges), cfg, "orders")
+    order_lines = _pin(conformed.order_lines, cfg, "order_lines")
+    triaged["online_orders"] = _pin(
+        apply_late_fates(triaged["online_orders"], conformed.superseded), cfg, "fated_online_orders"
+    )
 
     events = conform_interactions(
         triaged["app_clickstream"],
@@ -205,24 +216,26 @@ def run(
         lookup,
         run_id,
     )
-    interactions = _pin(events.interactions)
+    interactions = _pin(events.interactions, cfg, "interactions")
     for feed, fates in events.fates.items():
-        triaged[feed] = _pin(apply_late_fates(triaged[feed], fates))
+        triaged[feed] = _pin(apply_late_fates(triaged[feed], fates), cfg, f"fated_{feed}")
 
     seen_skus = order_lines.select("sku").unionByName(interactions.select("sku")).distinct()
     known_skus = _existing(spark, cfg, "products")
     known_skus = (
         known_skus.where("is_known").select("sku").join(seen_skus, "sku", "left_semi")
         if known_skus is not None
-        else spark.createDataFrame([], "sku string")
+        else empty_frame(spark, "sku string")
     )
-    products = _pin(conform_products(triaged["product_catalogue"], seen_skus, known_skus, run_id))
+    products = _pin(
+        conform_products(triaged["product_catalogue"], seen_skus, known_skus, run_id), cfg, "products"
+    )
 
     quarantine = None
     for feed in FEEDS:
         rows = quarantine_rows(triaged[feed], feed, run_id, run_ts)
         quarantine = rows if quarantine is None else quarantine.unionByName(rows)
-    quarantine = _pin(quarantine)
+    quarantine = _pin(quarantine, cfg, "quarantine")
 
     # Reconciliation: feed x outcome x category, a few dozen rows at most (bounded collect).
     counts = None
@@ -292,8 +305,10 @@ def run(
 
     # The watermark is written last: a run killed before this line reprocesses the same increment.
     lake.ensure_table(spark, cfg, WATERMARKS, WATERMARK_SCHEMA)
-    marks = spark.createDataFrame(
-        [(feed, version, run_id, run_ts) for feed, version in sorted(pending.items())], WATERMARK_SCHEMA
+    marks = local_frame(
+        spark,
+        [(feed, version, run_id, run_ts) for feed, version in sorted(pending.items())],
+        WATERMARK_SCHEMA,
     )
     lake.merge_upsert(marks, cfg, WATERMARKS, ("feed",), update_when_changed=("bronze_version",))
 
