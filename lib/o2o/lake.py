@@ -106,10 +106,19 @@ def read_changes(
 
 def version(spark: SparkSession, cfg: Config, name: str) -> int | None:
     """Latest committed version, or None when the table does not exist yet."""
-    if not exists(spark, cfg, name):
+    # The newest commit is always a '<20-digit version>.json' file in _delta_log (log clean-up removes only
+    # old ones): one directory listing, instead of a Spark job over the table history.
+    jvm = spark.sparkContext._jvm
+    log = jvm.org.apache.hadoop.fs.Path(f"{table_path(cfg, name)}/_delta_log")
+    fs = log.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(log):
         return None
-    # One row from the commit log; bounded.
-    return DeltaTable.forPath(spark, table_path(cfg, name)).history(1).select("version").head()[0]
+    versions = [
+        int(file_name[:20])
+        for file_name in (status.getPath().getName() for status in fs.listStatus(log))
+        if len(file_name) == 25 and file_name.endswith(".json") and file_name[:20].isdigit()
+    ]
+    return max(versions) if versions else None
 
 
 def history(spark: SparkSession, cfg: Config, name: str, limit: int = 20) -> DataFrame:

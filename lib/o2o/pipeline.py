@@ -10,6 +10,7 @@ from datetime import date, datetime, timezone
 
 from pyspark.sql import SparkSession
 
+from o2o import quality
 from o2o.config import Config
 from o2o.runs import StageResult, new_run_id, record_run
 
@@ -107,7 +108,8 @@ def run_stage(
     clock = time.perf_counter()
     print(f"[{name}] run {run_id} as of {as_of.isoformat()} ...", flush=True)
     try:
-        result = module.run(spark, cfg, as_of, run_id, accept=accept)
+        with quality.batched_results(spark, cfg):
+            result = module.run(spark, cfg, as_of, run_id, accept=accept)
     except Exception as exc:
         record_run(spark, cfg, run_id, name, as_of, started_at, None, error=f"{type(exc).__name__}: {exc}")
         print(f"[{name}] FAILED after {time.perf_counter() - clock:.1f}s: {exc}", flush=True)

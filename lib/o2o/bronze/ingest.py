@@ -13,6 +13,7 @@ feed and cannot pick the CSV header per file, which the header-drift handling be
 from __future__ import annotations
 
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import date
 from urllib.parse import unquote
 
@@ -171,6 +172,11 @@ def ingest_feed(
     return {"files": len(new_files), "rows": rows, "malformed": malformed}
 
 
+# Feeds are independent tables: a few are ingested at once so that one feed's driver-side work (listing,
+# Delta commit, quality gate) overlaps another's Spark jobs. Each feed still lands in one commit.
+PARALLEL_FEEDS = 3
+
+
 def run(
     spark: SparkSession,
     cfg: Config,
@@ -182,14 +188,28 @@ def run(
     """landing/<feed>/** -> bronze.<feed> for every feed; files already ingested are never read again."""
     result = StageResult(stage="bronze")
     for feed in feeds:
+        result.input_versions[bronze_table(feed)] = lake.version(spark, cfg, bronze_table(feed))
+    # Results batched here too (one ops.dq_results commit), so threads never race to create that table.
+    with (
+        quality.batched_results(spark, cfg),
+        ThreadPoolExecutor(max_workers=PARALLEL_FEEDS, thread_name_prefix="o2o-bronze") as pool,
+    ):
+        futures = {feed: pool.submit(ingest_feed, spark, cfg, feed, run_id, as_of, accept) for feed in feeds}
+        wait(futures.values())
+    failures = [future.exception() for future in futures.values() if future.exception() is not None]
+    for feed, future in futures.items():
         table = bronze_table(feed)
-        result.input_versions[table] = lake.version(spark, cfg, table)
-        counts = ingest_feed(spark, cfg, feed, run_id, as_of, accept)
+        result.output_versions[table] = lake.version(spark, cfg, table)
+        if future.exception() is not None:
+            print(f"  bronze {feed:<26} FAILED: {future.exception()}")
+            continue
+        counts = future.result()
         print(
             f"  bronze {feed:<26} files {counts['files']:>5}  rows {counts['rows']:>9,}  malformed {counts['malformed']:>5}"
         )
         result.details[feed] = counts
         result.rows_in += counts["rows"]
         result.rows_out += counts["rows"]
-        result.output_versions[table] = lake.version(spark, cfg, table)
+    if failures:
+        raise failures[0]
     return result

@@ -6,6 +6,9 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
 import pyspark.sql.functions as F
@@ -26,6 +29,7 @@ __all__ = [
     "GateReport",
     "QualityGateFailed",
     "SuiteError",
+    "batched_results",
     "data_docs_index",
     "format_report",
     "gate",
@@ -151,11 +155,14 @@ def _validate(
             )
             for item in plan.planned
         ]
-        outcomes = (
-            {o.check_id: o for o in gx_adapter.validate(frame, table, specs, run_id, docs_root)}
-            if specs
-            else {}
-        )
+        outcomes = {}
+        if specs:
+            found, identifier = gx_adapter.validate(
+                frame, table, specs, run_id, docs_root, update_docs=_batch is None
+            )
+            outcomes = {o.check_id: o for o in found}
+            if _batch is not None and docs_root:
+                _batch.docs.setdefault(docs_root, []).append(identifier)
         report.data_docs = gx_adapter.data_docs_index(docs_root) if docs_root else None
         report.results = [
             _result(cfg, table, suite, plan, item, outcomes[item.check.name], frame, accept)
@@ -165,9 +172,46 @@ def _validate(
         if own_cache:
             frame.unpersist()
     report.duration_s = time.monotonic() - started
-    append_results(spark, cfg, report)
+    if _batch is not None:
+        _batch.reports.append(report)
+    else:
+        append_results(spark, cfg, [report])
     _log(report)
     return report
+
+
+@dataclass
+class _Batch:
+    reports: list[GateReport] = field(default_factory=list)
+    docs: dict[str, list] = field(default_factory=dict)
+
+
+_batch: _Batch | None = None
+
+
+@contextmanager
+def batched_results(spark: SparkSession, cfg: Config) -> Iterator[None]:
+    """Gates inside the block keep their results; one ops.dq_results append and one Data Docs build at the end.
+
+    A stage runs several gates: each Delta append and Data Docs render has a fixed cost of about a second,
+    so the pipeline writes them once per stage. They are written when the block ends, also when a gate
+    failed (the failure is what an operator reads first), so no result is lost.
+    """
+    global _batch
+    if _batch is not None:  # nested: the outer block writes
+        yield
+        return
+    _batch = batch = _Batch()
+    try:
+        yield
+    finally:
+        _batch = None
+        append_results(spark, cfg, batch.reports)
+        if batch.docs:
+            from o2o.quality import gx_adapter
+
+            for docs_root, identifiers in batch.docs.items():
+                gx_adapter.update_data_docs(docs_root, identifiers)
 
 
 def _inputs(

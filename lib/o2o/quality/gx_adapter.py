@@ -6,6 +6,7 @@ import html
 import logging
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ SUMMARY_START = "<!-- o2o-summary -->"
 SUMMARY_END = "<!-- /o2o-summary -->"
 
 _contexts: dict[str, Any] = {}
+# GX data contexts are not thread-safe; stages may gate from several threads (bronze ingests feeds at once).
+_lock = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,25 @@ def validate(
     specs: list[ExpectationSpec],
     run_name: str,
     docs_root: str | None,
-) -> list[Outcome]:
-    """Run all `specs` in one GX validation of `df`; with `docs_root`, store the result and update Data Docs there."""
+    update_docs: bool = True,
+) -> tuple[list[Outcome], Any]:
+    """Run all `specs` in one GX validation of `df`; returns the outcomes and the stored result's identifier.
+
+    With `docs_root` the result is kept in the file context there; `update_docs` renders its Data Docs
+    page at once (else `update_data_docs` renders a stage's pages together, once).
+    """
+    with _lock:
+        return _validate(df, suite_name, specs, run_name, docs_root, update_docs)
+
+
+def _validate(
+    df: DataFrame,
+    suite_name: str,
+    specs: list[ExpectationSpec],
+    run_name: str,
+    docs_root: str | None,
+    update_docs: bool,
+) -> tuple[list[Outcome], Any]:
     context = _context(docs_root)
     suite = gx.ExpectationSuite(name=suite_name)
     for spec in specs:
@@ -97,7 +117,7 @@ def validate(
     )
     actions = (
         [gx.checkpoint.UpdateDataDocsAction(name="update_data_docs", site_names=[DOCS_SITE])]
-        if docs_root
+        if docs_root and update_docs
         else []
     )
     checkpoint = context.checkpoints.add_or_update(
@@ -106,10 +126,19 @@ def validate(
         )
     )
     result = checkpoint.run(batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=run_name))
-    (validation,) = result.run_results.values()
-    if docs_root:
+    ((identifier, validation),) = result.run_results.items()
+    if docs_root and update_docs:
         write_summary(context, docs_root)
-    return [_outcome(item) for item in validation.results]
+    return [_outcome(item) for item in validation.results], identifier
+
+
+def update_data_docs(docs_root: str, identifiers: list[Any]) -> str:
+    """Render the Data Docs pages of the given stored results and the index, once; returns the index path."""
+    with _lock:
+        context = _context(docs_root)
+        context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=identifiers, build_index=True)
+        write_summary(context, docs_root)
+    return data_docs_index(docs_root)
 
 
 def data_docs_index(docs_root: str) -> str:
@@ -119,9 +148,10 @@ def data_docs_index(docs_root: str) -> str:
 
 def build_data_docs(docs_root: str) -> str:
     """Rebuild the whole Data Docs site from every stored validation result; returns the index path."""
-    context = _context(docs_root)
-    context.build_data_docs(site_names=[DOCS_SITE])
-    write_summary(context, docs_root)
+    with _lock:
+        context = _context(docs_root)
+        context.build_data_docs(site_names=[DOCS_SITE])
+        write_summary(context, docs_root)
     return data_docs_index(docs_root)
 
 

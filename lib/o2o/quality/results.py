@@ -43,13 +43,13 @@ def result_rows(report: GateReport) -> list[tuple]:
     ]
 
 
-def append_results(spark: SparkSession, cfg: Config, report: GateReport) -> None:
-    """Append the report's results to ops.dq_results (created on first use)."""
-    rows = result_rows(report)
+def append_results(spark: SparkSession, cfg: Config, reports: list[GateReport]) -> None:
+    """Append the reports' results to ops.dq_results in one commit (table created on first use)."""
+    rows = [row for report in reports for row in result_rows(report)]
     if not rows:
         return
     lake.ensure_table(spark, cfg, RESULTS_TABLE, OPS["dq_results"])
-    # One row per expectation of one suite: a few dozen rows at most.
+    # One row per expectation of a stage's suites: a few hundred rows at most.
     lake.append(local_frame(spark, rows, OPS["dq_results"]), cfg, RESULTS_TABLE)
 
 

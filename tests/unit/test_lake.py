@@ -1,0 +1,31 @@
+"""Lake helpers: table versions from the commit log, the stage scratch folder."""
+
+from pathlib import Path
+
+from delta.tables import DeltaTable
+
+from o2o import lake
+
+SCHEMA = "id long, name string"
+
+
+def test_version_follows_every_commit(spark, cfg):
+    assert lake.version(spark, cfg, "ops.things") is None
+    lake.ensure_table(spark, cfg, "ops.things", spark.createDataFrame([], SCHEMA).schema)
+    assert lake.version(spark, cfg, "ops.things") == 0
+    lake.append(spark.createDataFrame([(1, "a")], SCHEMA), cfg, "ops.things")
+    lake.append(spark.createDataFrame([(2, "b")], SCHEMA), cfg, "ops.things")
+    history = DeltaTable.forPath(spark, lake.table_path(cfg, "ops.things")).history()
+    assert lake.version(spark, cfg, "ops.things") == 2 == history.agg({"version": "max"}).head()[0]
+
+
+def test_staged_frame_is_read_back_from_the_scratch_folder_and_cleared(spark, cfg):
+    frame = spark.createDataFrame([(1, "a"), (2, "b")], SCHEMA)
+    staged = lake.stage_frame(frame.where("id > 1"), cfg, "silver", "picked")
+    assert [tuple(row) for row in staged.collect()] == [(2, "b")]
+    assert "FileScan parquet" in staged._jdf.queryExecution().executedPlan().toString()
+    folder = Path(lake.staging_dir(cfg, "silver"))
+    assert (folder / "picked").is_dir()
+    lake.clear_staging(spark, cfg, "silver")
+    assert not folder.exists()
+    lake.clear_staging(spark, cfg, "silver")  # nothing there: no error
