@@ -40,6 +40,14 @@ def spark(base_cfg):
     session.stop()
 
 
+@pytest.fixture(autouse=True)
+def _release_cached_frames(request):
+    """Free what a test cached, so one session's memory does not fill up over the whole suite."""
+    yield
+    if "spark" in request.fixturenames:
+        request.getfixturevalue("spark").catalog.clearCache()
+
+
 @pytest.fixture()
 def cfg(base_cfg, tmp_path) -> Config:
     """The local config pointed at a lake and landing folder of this test's own."""

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
+from functools import reduce
 from typing import Any
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
-from pyspark.sql.types import ArrayType, DataType, StructType
+from pyspark.sql.types import ArrayType, DataType, MapType, Row, StructType
+
+CHUNK_ROWS = 32
 
 
 def _schema(schema: StructType | str) -> StructType:
@@ -39,7 +42,8 @@ def local_frame(
     """
     struct = _schema(schema)
     records = [
-        [row.get(f.name) for f in struct.fields] if isinstance(row, dict) else list(row) for row in rows
+        [row.get(f.name) for f in struct.fields] if isinstance(row, dict) else list(row)
+        for row in (r.asDict() if isinstance(r, Row) else r for r in rows)
     ]
     if not records:
         return empty_frame(spark, struct)
@@ -55,7 +59,12 @@ def local_frame(
         )
         for record in records
     ]
-    return spark.range(1).select(F.inline(F.array(*literal_rows)))
+    # Chunks keep each generated expression small (one huge literal array trips Spark's 64 KB method limit).
+    chunks = [
+        spark.range(1).select(F.inline(F.array(*literal_rows[start : start + CHUNK_ROWS])))
+        for start in range(0, len(literal_rows), CHUNK_ROWS)
+    ]
+    return reduce(DataFrame.unionAll, chunks)
 
 
 def _literal(value: Any, data_type: DataType) -> Column:
@@ -64,6 +73,16 @@ def _literal(value: Any, data_type: DataType) -> Column:
         return F.lit(None).cast(data_type)
     if isinstance(data_type, ArrayType):
         return F.array(*[_literal(item, data_type.elementType) for item in value]).cast(data_type)
+    if isinstance(data_type, StructType):
+        values = value if isinstance(value, dict) else dict(zip(data_type.names, value, strict=True))
+        return F.struct(*[_literal(values.get(f.name), f.dataType).alias(f.name) for f in data_type.fields])
+    if isinstance(data_type, MapType):
+        pairs = [
+            part
+            for key, item in value.items()
+            for part in (_literal(key, data_type.keyType), _literal(item, data_type.valueType))
+        ]
+        return F.create_map(*pairs).cast(data_type)
     if isinstance(value, (datetime, date)):
         return F.lit(value.isoformat()).cast(data_type)
     return F.lit(value).cast(data_type)

@@ -10,6 +10,7 @@ import pytest
 from chispa import assert_df_equality
 
 from o2o.contracts import SILVER, bronze_schema
+from o2o.frames import local_frame
 from o2o.silver.identity import (
     LINK_SCHEMA,
     OBSERVATION_SCHEMA,
@@ -39,29 +40,36 @@ def new_key(node: str) -> str:
     return "C" + hashlib.sha256(node.encode()).hexdigest()[:16]
 
 
+# Inputs are built in the JVM (o2o.frames.local_frame): a createDataFrame input starts Python workers in
+# every job of the iterative resolution, which made these tests minutes long. Expected frames stay plain.
+
+
 def bronze(spark, feed: str, rows: list[dict]):
     schema = bronze_schema(feed)
     lineage = {"_source_file": "f.json", "_ingested_at": ts(1), "_run_id": "bronze-1"}
-    return spark.createDataFrame(
-        [tuple({**lineage, **row}.get(f.name) for f in schema.fields) for row in rows], schema
+    return local_frame(
+        spark, [tuple({**lineage, **row}.get(f.name) for f in schema.fields) for row in rows], schema
     )
 
 
 def observations(spark, rows: list[tuple]):
     """(namespace, id, member_id, phone_hash, email_hash, city, channel, seen_ts); is_identified from namespace."""
-    return spark.createDataFrame([(*row, row[0] != "app_device") for row in rows], OBSERVATION_SCHEMA)
+    data = [(*row, row[0] != "app_device") for row in rows]
+    if len(data) > 50:  # hundreds of literals would be re-planned in every job: materialise them once instead
+        return spark.createDataFrame(data, OBSERVATION_SCHEMA).localCheckpoint()
+    return local_frame(spark, data, OBSERVATION_SCHEMA)
 
 
 def no_links(spark):
-    return spark.createDataFrame([], LINK_SCHEMA)
+    return local_frame(spark, [], LINK_SCHEMA)
 
 
 def identity_rows(spark, rows: list[tuple]):
-    return spark.createDataFrame(rows, SILVER["customer_identity"])
+    return local_frame(spark, rows, SILVER["customer_identity"])
 
 
 def edge_rows(spark, rows: list[tuple]):
-    return spark.createDataFrame(rows, SILVER["identity_edges"])
+    return local_frame(spark, rows, SILVER["identity_edges"])
 
 
 def check(actual, expected):
@@ -173,7 +181,8 @@ def test_two_existing_persons_merge_older_key_survives(spark):
     touched = {(r.namespace, r.source_customer_id) for r in result.assignments.collect()}
     assert ("online_account", "z") not in touched  # the unrelated person is not even read into the graph
 
-    existing_customers = spark.createDataFrame(
+    existing_customers = local_frame(
+        spark,
         [
             (
                 "K_OLD",
@@ -255,7 +264,7 @@ def test_rerun_with_same_observations_changes_nothing(spark):
             ("app_device", "d", None, None, None, None, "app", ts(4)),
         ],
     )
-    links = spark.createDataFrame([("app_device", "d", "online_account", "a")], LINK_SCHEMA)
+    links = local_frame(spark, [("app_device", "d", "online_account", "a")], LINK_SCHEMA)
     first = resolve_identities(obs, links, None, None, "run-1", RUN_TS)
     identity, edges = first.identity.localCheckpoint(), first.edges.localCheckpoint()
     customers = golden_customers(first.assignments, obs, None, first.merges, "run-1").localCheckpoint()
