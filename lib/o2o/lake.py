@@ -171,13 +171,13 @@ def merge_upsert(
     keys: tuple[str, ...],
     update_when_changed: tuple[str, ...] | None = None,
     newer_wins_by: str | None = None,
-) -> dict[str, Any]:
-    """MERGE source rows into the table on `keys`: insert new keys, update matched ones.
+) -> bool:
+    """MERGE source rows into the table on `keys`: insert new keys, update matched ones; False when nothing changed.
 
     The source must hold one row per key (deduplicate first; Delta refuses otherwise).
     Matched rows update only when one of `update_when_changed` differs (default: every non-key column
     but the run id), so re-merging the same data makes no commit at all; `newer_wins_by` only lets a source row replace a target row that is older.
-    Returns Delta's operation metrics.
+    Delta's operation metrics of the commit are in the table history (`o2o history <table>`).
     """
     spark = df.sparkSession
     target = DeltaTable.forPath(spark, table_path(cfg, name))
@@ -205,7 +205,7 @@ def merge_upsert(
         .select("s.*")
     )
     if effective.isEmpty():
-        return {"numTargetRowsInserted": "0", "numTargetRowsUpdated": "0"}
+        return False
     on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
     (
         target.alias("t")
@@ -214,8 +214,7 @@ def merge_upsert(
         .whenNotMatchedInsertAll()
         .execute()
     )
-    last = target.history(1).select("operation", "operationMetrics").head()
-    return dict(last["operationMetrics"] or {}) if last["operation"] == "MERGE" else {}
+    return True
 
 
 def replace_snapshot(df: DataFrame, cfg: Config, name: str, as_of: date) -> None:

@@ -150,7 +150,14 @@ def test_dag_test_runs_every_stage_through_spark_submit(airflow_home, spark, bas
     assert states == {stage: "success" for stage in STAGES}, states
     assert run.state == "success"
 
-    cfg = base_cfg.replace(lake=paths)
+    cfg = base_cfg.replace(
+        lake={
+            "root": str(lake_root),
+            "landing": str(landing),
+            "reports": str(lake_root / "reports"),
+            "checkpoints": str(lake_root / "_checkpoints"),
+        }
+    )
     assert all(lake.read(spark, cfg, f"bronze.{feed}").count() > 0 for feed in FEEDS)
     bronze_orders = sum(
         lake.read(spark, cfg, f"bronze.{feed}").count() for feed in ("online_orders", "pos_sales")
