@@ -27,7 +27,12 @@ def base_cfg() -> Config:
         "local",
         conf_dir=PROJECT / "conf",
         overrides={
-            "spark": {"master": "local[2]", "shuffle_partitions": 2, "ui_enabled": False},
+            "spark": {
+                "master": "local[2]",
+                "shuffle_partitions": 2,
+                "ui_enabled": False,
+                "driver_memory": "3g",
+            },
             "quality": {"data_docs": False},
         },
     )
@@ -42,10 +47,17 @@ def spark(base_cfg):
 
 @pytest.fixture(autouse=True)
 def _release_cached_frames(request):
-    """Free what a test cached, so one session's memory does not fill up over the whole suite."""
+    """Free what a test cached or checkpointed locally, so one session's memory does not fill up over the suite.
+
+    Without it the reco stage test, late in a full run, died with a Spark OutOfMemoryError in a hash
+    aggregate (alone it passes): blocks left by earlier tests held the memory its tasks needed.
+    """
     yield
     if "spark" in request.fixturenames:
-        request.getfixturevalue("spark").catalog.clearCache()
+        session = request.getfixturevalue("spark")
+        session.catalog.clearCache()
+        for rdd in list(session.sparkContext._jsc.getPersistentRDDs().values()):
+            rdd.unpersist(False)
 
 
 @pytest.fixture()
