@@ -44,6 +44,12 @@ def checkpoints_dir(cfg: Config) -> str:
     )
 
 
+def hadoop_path(spark: SparkSession, location: str) -> tuple[Any, Any]:
+    """(Hadoop FileSystem, Path) of a location on any file system Spark can reach (local, s3a://, abfss://, ...)."""
+    path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(location)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+
+
 def staging_dir(cfg: Config, stage: str) -> str:
     """Scratch folder of a stage's intermediate results (<root>/_staging/<stage>); emptied by every run."""
     return f"{cfg.resolve(cfg.lake.root).rstrip('/')}/_staging/{stage}"
@@ -63,9 +69,7 @@ def stage_frame(df: DataFrame, cfg: Config, stage: str, name: str) -> DataFrame:
 
 def clear_staging(spark: SparkSession, cfg: Config, stage: str) -> None:
     """Delete the stage's scratch folder (any Hadoop file system)."""
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(staging_dir(cfg, stage))
-    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, path = hadoop_path(spark, staging_dir(cfg, stage))
     if fs.exists(path):
         fs.delete(path, True)
 
@@ -108,9 +112,7 @@ def version(spark: SparkSession, cfg: Config, name: str) -> int | None:
     """Latest committed version, or None when the table does not exist yet."""
     # The newest commit is always a '<20-digit version>.json' file in _delta_log (log clean-up removes only
     # old ones): one directory listing, instead of a Spark job over the table history.
-    jvm = spark.sparkContext._jvm
-    log = jvm.org.apache.hadoop.fs.Path(f"{table_path(cfg, name)}/_delta_log")
-    fs = log.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, log = hadoop_path(spark, f"{table_path(cfg, name)}/_delta_log")
     if not fs.exists(log):
         return None
     versions = [

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyspark.sql.functions as F
 import pytest
+from e2e_lakes import lake_env, lake_settings
 
 from o2o import lake
 from o2o.contracts import FEEDS
@@ -110,15 +111,10 @@ def test_a_failing_stage_fails_its_task_and_nothing_downstream_runs(airflow_home
 def test_dag_test_runs_every_stage_through_spark_submit(airflow_home, spark, base_cfg, tmp_path, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
-    lake_root, landing = tmp_path / "lake", tmp_path / "landing"
-    paths = {
-        "O2O__LAKE__ROOT": str(lake_root),
-        "O2O__LAKE__LANDING": str(landing),
-        "O2O__LAKE__REPORTS": str(lake_root / "reports"),
-        "O2O__LAKE__CHECKPOINTS": str(lake_root / "_checkpoints"),
-    }
+    settings = lake_settings(tmp_path)
+    landing = settings["landing"]
     job_env = {
-        **paths,
+        **lake_env(settings),
         # Ten days of sample data are enough to train on with two-day evaluation windows.
         "O2O__RECO__TEST_DAYS": "2",
         "O2O__RECO__VALIDATION_DAYS": "2",
@@ -150,14 +146,7 @@ def test_dag_test_runs_every_stage_through_spark_submit(airflow_home, spark, bas
     assert states == {stage: "success" for stage in STAGES}, states
     assert run.state == "success"
 
-    cfg = base_cfg.replace(
-        lake={
-            "root": str(lake_root),
-            "landing": str(landing),
-            "reports": str(lake_root / "reports"),
-            "checkpoints": str(lake_root / "_checkpoints"),
-        }
-    )
+    cfg = base_cfg.replace(lake=settings)
     assert all(lake.read(spark, cfg, f"bronze.{feed}").count() > 0 for feed in FEEDS)
     bronze_orders = sum(
         lake.read(spark, cfg, f"bronze.{feed}").count() for feed in ("online_orders", "pos_sales")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pyspark
 import pyspark.sql.functions as F
 import pytest
+from e2e_lakes import lake_env, lake_settings
 
 from o2o import lake
 from o2o.contracts import FEEDS
@@ -188,16 +189,11 @@ def spark_submit(master: str, dist: Path, job: str, env: dict, log: Path) -> sub
 def test_stages_run_on_a_standalone_cluster(spark, base_cfg, dist, cluster, tmp_path):
     if not list(JARS.glob("io.delta_delta-spark_*.jar")):
         pytest.fail(f"Delta jars not cached in {JARS}; run `make setup` first")
-    lake_root, landing = tmp_path / "lake", tmp_path / "landing"
-    paths = {
-        "O2O__LAKE__ROOT": str(lake_root),
-        "O2O__LAKE__LANDING": str(landing),
-        "O2O__LAKE__REPORTS": str(lake_root / "reports"),
-        "O2O__LAKE__CHECKPOINTS": str(lake_root / "_checkpoints"),
-    }
+    settings = lake_settings(tmp_path)
+    landing = settings["landing"]
     env = {
         **os.environ,
-        **paths,
+        **lake_env(settings),
         **SMALL_RECO,
         "O2O_PII_SALT": "e2e-cluster-test-salt",
         "O2O__SPARK__SHUFFLE_PARTITIONS": "2",
@@ -226,7 +222,7 @@ def test_stages_run_on_a_standalone_cluster(spark, base_cfg, dist, cluster, tmp_
     for work_dir in cluster["work_dirs"]:
         assert len([d for d in work_dir.glob("app-*") if d.is_dir()]) == len(JOBS), sorted(work_dir.iterdir())
 
-    cfg = base_cfg.replace(lake={**paths})
+    cfg = base_cfg.replace(lake=settings)
     bronze_rows = {feed: lake.read(spark, cfg, f"bronze.{feed}").count() for feed in FEEDS}
     assert all(rows > 0 for rows in bronze_rows.values()), bronze_rows
     orders = lake.read(spark, cfg, "silver.orders").count()

@@ -30,7 +30,10 @@ def test_local_frame_keeps_values_and_types(spark):
 
 
 def test_small_frames_need_no_python_worker(spark):
-    for frame in (local_frame(spark, [("r1", None, None, None, 1, None)], SCHEMA), empty_frame(spark, SCHEMA)):
+    for frame in (
+        local_frame(spark, [("r1", None, None, None, 1, None)], SCHEMA),
+        empty_frame(spark, SCHEMA),
+    ):
         plan = frame._jdf.queryExecution().executedPlan().toString()
         assert "PythonRDD" not in plan and "ExistingRDD" not in plan, plan
 

@@ -13,7 +13,7 @@ feed and cannot pick the CSV header per file, which the header-drift handling be
 from __future__ import annotations
 
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from urllib.parse import unquote
 
@@ -29,9 +29,7 @@ from o2o.runs import StageResult
 
 def list_landing_files(spark: SparkSession, folder: str) -> list[str]:
     """Every data file below `folder` (any Hadoop file system), skipping _hidden and .hidden names."""
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(folder)
-    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, path = lake.hadoop_path(spark, folder)
     if not fs.exists(path):
         return []
     files = []
@@ -82,8 +80,7 @@ def read_json_feed(spark: SparkSession, feed: str, files: list[str]) -> DataFram
 def read_csv_header(spark: SparkSession, file: str) -> list[str]:
     """Column names from the first line of one CSV file (reads one line, through Hadoop)."""
     jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(file)
-    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, path = lake.hadoop_path(spark, file)
     stream = fs.open(path)
     try:
         line = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8")).readLine() or ""
@@ -195,13 +192,14 @@ def run(
         ThreadPoolExecutor(max_workers=PARALLEL_FEEDS, thread_name_prefix="o2o-bronze") as pool,
     ):
         futures = {feed: pool.submit(ingest_feed, spark, cfg, feed, run_id, as_of, accept) for feed in feeds}
-        wait(futures.values())
-    failures = [future.exception() for future in futures.values() if future.exception() is not None]
+    # Leaving the pool waited for every feed; a failed feed does not stop the others from landing.
+    failures = []
     for feed, future in futures.items():
         table = bronze_table(feed)
         result.output_versions[table] = lake.version(spark, cfg, table)
         if future.exception() is not None:
-            print(f"  bronze {feed:<26} FAILED: {future.exception()}")
+            failures.append(future.exception())
+            print(f"  bronze {feed:<26} FAILED: {failures[-1]}")
             continue
         counts = future.result()
         print(

@@ -258,7 +258,6 @@ def recommend_for(spark: SparkSession, cfg: Config, customer_key: str) -> list[R
             )
     model_row = latest_model(spark, cfg)
     one = local_frame(spark, [(customer_key,)], "customer_key string")
-    # At most top_n rows; bounded.
     return (
         # Scored for this one customer only: at most top_n rows; bounded.
         compute(spark, cfg, model_row["as_of"], model_row, population=one)
