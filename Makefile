@@ -52,6 +52,12 @@ dist: setup
 	cp -r jobs conf $(DIST)/
 	@echo "$(DIST)/: wheel (pip install on cluster images), o2o.zip (--py-files), jobs/, conf/ (see README: Running on a cluster)"
 
+# RFM vs pandas/DuckDB, ALS vs implicit and Surprise, start-up and memory -> bench/results/<date>.{json,md}.
+# Options go in BENCH_ARGS, e.g. make bench BENCH_ARGS="--scales 100000,1000000" (see bench/run.py --help).
+bench: setup
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 bench-reco: setup
 	$(BIN)/python bench/movielens_bench.py
 

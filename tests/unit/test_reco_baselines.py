@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from chispa import assert_df_equality
+from chispa import assert_approx_df_equality, assert_df_equality
 
 from o2o.reco.baselines import buy_again, global_popular, popularity, segment_popular
 
@@ -53,6 +53,27 @@ def test_segment_popular_uses_the_segment_and_falls_back_to_everyone(spark):
         OUT,
     )
     assert_df_equality(result, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_segment_popular_tops_up_a_short_segment_list_with_everyones(spark):
+    segments = spark.createDataFrame(
+        [("c1", "vip"), ("c2", "vip"), ("c3", "new")], "customer_key string, segment string"
+    )
+    popular = popularity(_confidence(spark), segments)
+    customers = spark.createDataFrame([("c9",)], "customer_key string")
+
+    # new (c3) touched s1 (0.8 of its weight) and s3 (0.2); everyone's third product is s2 (0.4 overall).
+    result = segment_popular(
+        customers,
+        popular,
+        spark.createDataFrame([("c9", "new")], "customer_key string, segment string"),
+        depth=3,
+    )
+
+    expected = spark.createDataFrame(
+        [("c9", "s1", 0.8, 1), ("c9", "s3", 0.2, 2), ("c9", "s2", 0.2 * 0.4, 3)], OUT
+    )
+    assert_approx_df_equality(result, expected, 1e-9, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_buy_again_ranks_own_purchases_by_units_then_recency(spark):

@@ -42,7 +42,9 @@ def segment_popular(
 ) -> DataFrame:
     """The `depth` most popular products of each customer's segment (all customers' when unsegmented).
 
-    Out: customer_key, sku, score, rank.
+    A segment whose customers touched fewer than `depth` products is topped up with everyone's most popular
+    ones, ranked after the segment's own: their score is everyone's share scaled below the segment's lowest,
+    so ordering by score keeps that order. Out: customer_key, sku, score, rank.
     """
     with_segment = customers.select("customer_key").distinct()
     if segments is not None:
@@ -55,9 +57,34 @@ def segment_popular(
         F.broadcast(known_segments.withColumn("_known", F.lit(True))), "segment", "left"
     ).withColumn("segment", F.when(F.col("_known"), F.col("segment")))
     top = popular.where(F.col("popularity_rank") <= depth)
-    return resolved.join(F.broadcast(top), resolved["segment"].eqNullSafe(top["segment"])).select(
-        "customer_key", "sku", "score", F.col("popularity_rank").alias("rank")
+    everyone = top.where(F.col("segment").isNull()).select(
+        "sku", F.col("score").alias("_overall_score"), F.col("popularity_rank").alias("_overall_rank")
     )
+    own = top.where(F.col("segment").isNotNull())
+    segment_lists = (
+        own.groupBy("segment")
+        .agg(F.count(F.lit(1)).alias("_listed"), F.min("score").alias("_lowest"))
+        .join(everyone, how="cross")
+        .join(own.select("segment", "sku"), ["segment", "sku"], "left_anti")
+        .select(
+            "segment",
+            "sku",
+            (F.col("_lowest") * F.col("_overall_score")).alias("score"),
+            (F.col("_listed") + F.col("_overall_rank")).alias("popularity_rank"),
+        )
+        .unionByName(own.select("segment", "sku", "score", "popularity_rank"))
+        .withColumn(
+            "popularity_rank",
+            F.row_number().over(Window.partitionBy("segment").orderBy("popularity_rank", "sku")),
+        )
+        .where(F.col("popularity_rank") <= depth)
+        .unionByName(
+            top.where(F.col("segment").isNull()).select("segment", "sku", "score", "popularity_rank")
+        )
+    )
+    return resolved.join(
+        F.broadcast(segment_lists), resolved["segment"].eqNullSafe(segment_lists["segment"])
+    ).select("customer_key", "sku", "score", F.col("popularity_rank").alias("rank"))
 
 
 def global_popular(customers: DataFrame, popular: DataFrame, depth: int) -> DataFrame:

@@ -14,9 +14,9 @@ from o2o.silver.orders import attach_customer_key
 from o2o.silver.quarantine import (
     bad_timestamp,
     blank,
-    first_failure,
     late_fates,
     mark_duplicates,
+    with_first_failure,
     with_record_ids,
 )
 
@@ -53,26 +53,24 @@ def triage_app_clickstream(bronze: DataFrame, latest_ts: datetime) -> DataFrame:
         )
         .withColumn("_source_id", F.coalesce(clean_id(F.col("user_id")), clean_id(F.col("device_id"))))
     )
-    reason, detail = first_failure(
-        [
-            (F.col("_corrupt_record").isNotNull(), "malformed", "line is not valid JSON for the contract"),
-            (blank("event_id"), "missing_key", "event_id is missing"),
-            (blank("sku"), "missing_key", "sku is missing"),
-            (F.col("_source_id").isNull(), "missing_key", "neither user_id nor device_id"),
-            (
-                ~F.col("_event_type").isin(*APP_EVENTS) | F.col("_event_type").isNull(),
-                "unknown_event",
-                F.concat(F.lit("event_type "), F.coalesce(F.col("event_type"), F.lit("null"))),
-            ),
-            (
-                bad_timestamp(F.col("_event_ts"), latest_ts),
-                "impossible_timestamp",
-                F.concat(F.lit("event_ts "), F.coalesce(F.col("event_ts"), F.lit("null"))),
-            ),
-        ]
-    )
+    checks = [
+        (F.col("_corrupt_record").isNotNull(), "malformed", "line is not valid JSON for the contract"),
+        (blank("event_id"), "missing_key", "event_id is missing"),
+        (blank("sku"), "missing_key", "sku is missing"),
+        (F.col("_source_id").isNull(), "missing_key", "neither user_id nor device_id"),
+        (
+            ~F.col("_event_type").isin(*APP_EVENTS) | F.col("_event_type").isNull(),
+            "unknown_event",
+            F.concat(F.lit("event_type "), F.coalesce(F.col("event_type"), F.lit("null"))),
+        ),
+        (
+            bad_timestamp(F.col("_event_ts"), latest_ts),
+            "impossible_timestamp",
+            F.concat(F.lit("event_ts "), F.coalesce(F.col("event_ts"), F.lit("null"))),
+        ),
+    ]
     return mark_duplicates(
-        rows.withColumn("_reason", reason).withColumn("_detail", detail),
+        with_first_failure(rows, checks),
         keys=["event_id"],
         newest_first=[],
         other_category="conflicting_duplicate",
@@ -89,26 +87,24 @@ def triage_mini_program_clickstream(bronze: DataFrame, latest_ts: datetime) -> D
         .withColumn("_namespace", F.lit(MINI_PROGRAM))
         .withColumn("_source_id", clean_id(F.col("openid")))
     )
-    reason, detail = first_failure(
-        [
-            (F.col("_corrupt_record").isNotNull(), "malformed", "line is not valid JSON for the contract"),
-            (blank("log_id"), "missing_key", "log_id is missing"),
-            (blank("item_id"), "missing_key", "item_id is missing"),
-            (F.col("_source_id").isNull(), "missing_key", "openid is missing"),
-            (
-                F.col("_event_type").isNull(),
-                "unknown_event",
-                F.concat(F.lit("action "), F.coalesce(F.col("action"), F.lit("null"))),
-            ),
-            (
-                bad_timestamp(F.col("_event_ts"), latest_ts),
-                "impossible_timestamp",
-                F.concat(F.lit("ts "), F.coalesce(F.col("ts").cast("string"), F.lit("null"))),
-            ),
-        ]
-    )
+    checks = [
+        (F.col("_corrupt_record").isNotNull(), "malformed", "line is not valid JSON for the contract"),
+        (blank("log_id"), "missing_key", "log_id is missing"),
+        (blank("item_id"), "missing_key", "item_id is missing"),
+        (F.col("_source_id").isNull(), "missing_key", "openid is missing"),
+        (
+            F.col("_event_type").isNull(),
+            "unknown_event",
+            F.concat(F.lit("action "), F.coalesce(F.col("action"), F.lit("null"))),
+        ),
+        (
+            bad_timestamp(F.col("_event_ts"), latest_ts),
+            "impossible_timestamp",
+            F.concat(F.lit("ts "), F.coalesce(F.col("ts").cast("string"), F.lit("null"))),
+        ),
+    ]
     return mark_duplicates(
-        rows.withColumn("_reason", reason).withColumn("_detail", detail),
+        with_first_failure(rows, checks),
         keys=["log_id"],
         newest_first=[],
         other_category="conflicting_duplicate",
@@ -126,31 +122,29 @@ def triage_reviews(bronze: DataFrame, latest_ts: datetime) -> DataFrame:
         .withColumn("_namespace", online_namespace(F.col("channel")))
         .withColumn("_source_id", clean_id(F.col("customer_id")))
     )
-    reason, detail = first_failure(
-        [
-            (F.col("_corrupt_record").isNotNull(), "malformed", "line is not valid JSON for the contract"),
-            (blank("review_id"), "missing_key", "review_id is missing"),
-            (blank("sku"), "missing_key", "sku is missing"),
-            (F.col("_source_id").isNull(), "missing_key", "customer_id is missing"),
-            (
-                ~channel.isin(*ONLINE_CHANNELS) | channel.isNull(),
-                "unknown_channel",
-                F.concat(F.lit("channel "), F.coalesce(F.col("channel"), F.lit("null"))),
-            ),
-            (
-                F.col("rating").isNull() | ~F.col("rating").between(1, 5),
-                "bad_rating",
-                F.concat(F.lit("rating "), F.coalesce(F.col("rating").cast("string"), F.lit("null"))),
-            ),
-            (
-                bad_timestamp(F.col("_event_ts"), latest_ts),
-                "impossible_timestamp",
-                F.concat(F.lit("review_ts "), F.coalesce(F.col("review_ts"), F.lit("null"))),
-            ),
-        ]
-    )
+    checks = [
+        (F.col("_corrupt_record").isNotNull(), "malformed", "line is not valid JSON for the contract"),
+        (blank("review_id"), "missing_key", "review_id is missing"),
+        (blank("sku"), "missing_key", "sku is missing"),
+        (F.col("_source_id").isNull(), "missing_key", "customer_id is missing"),
+        (
+            ~channel.isin(*ONLINE_CHANNELS) | channel.isNull(),
+            "unknown_channel",
+            F.concat(F.lit("channel "), F.coalesce(F.col("channel"), F.lit("null"))),
+        ),
+        (
+            F.col("rating").isNull() | ~F.col("rating").between(1, 5),
+            "bad_rating",
+            F.concat(F.lit("rating "), F.coalesce(F.col("rating").cast("string"), F.lit("null"))),
+        ),
+        (
+            bad_timestamp(F.col("_event_ts"), latest_ts),
+            "impossible_timestamp",
+            F.concat(F.lit("review_ts "), F.coalesce(F.col("review_ts"), F.lit("null"))),
+        ),
+    ]
     return mark_duplicates(
-        rows.withColumn("_reason", reason).withColumn("_detail", detail),
+        with_first_failure(rows, checks),
         keys=["review_id"],
         newest_first=[F.col("_event_ts").desc()],
         other_category="superseded_record",

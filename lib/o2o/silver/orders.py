@@ -13,9 +13,9 @@ from o2o.silver.identity import clean_id, online_namespace, pos_identity
 from o2o.silver.quarantine import (
     bad_timestamp,
     blank,
-    first_failure,
     late_fates,
     mark_duplicates,
+    with_first_failure,
     with_record_ids,
 )
 
@@ -113,62 +113,60 @@ def triage_online_orders(bronze: DataFrame, store_ids: list[str], latest_ts: dat
         .withColumn("_fulfilment", canonical_fulfilment(F.col("fulfilment"), F.col("pickup_store_id")))
     )
     items = F.coalesce(F.col("items"), F.array())
-    reason, detail = first_failure(
-        [
-            (F.col("_corrupt_record").isNotNull(), "malformed", "line is not valid JSON for the contract"),
-            (blank("order_id"), "missing_key", "order_id is missing"),
-            (blank("customer_id"), "missing_key", "customer_id is missing"),
-            (F.exists(items, lambda item: blank(item["sku"])), "missing_key", "an item has no sku"),
-            (
-                ~F.col("channel").isin(*ONLINE_CHANNELS) | F.col("channel").isNull(),
-                "unknown_channel",
-                F.concat(F.lit("channel "), F.coalesce(F.col("channel"), F.lit("null"))),
-            ),
-            (
-                bad_timestamp(F.col("_order_ts"), latest_ts),
-                "impossible_timestamp",
-                F.concat(F.lit("order_ts "), F.coalesce(F.col("order_ts"), F.lit("null"))),
-            ),
-            (
-                F.col("updated_ts").isNotNull() & bad_timestamp(F.try_to_timestamp("updated_ts"), latest_ts),
-                "impossible_timestamp",
-                F.concat(F.lit("updated_ts "), F.col("updated_ts")),
-            ),
-            (
-                F.exists(items, lambda item: item["unit_price"] < 0) | (F.col("shipping_fee") < 0),
-                "negative_price",
-                "an item price or the shipping fee is below zero",
-            ),
-            (
-                F.exists(items, lambda item: item["unit_price"].isNull()),
-                "negative_price",
-                "an item has no price",
-            ),
-            (F.size(items) == 0, "bad_quantity", "order has no items"),
-            (
-                F.exists(items, lambda item: item["quantity"].isNull() | (item["quantity"] <= 0)),
-                "bad_quantity",
-                "an item quantity is missing or not positive",
-            ),
-            (
-                F.col("_status").isNull(),
-                "unknown_status",
-                F.concat(F.lit("status "), F.coalesce(F.col("status"), F.lit("null"))),
-            ),
-            (
-                F.col("_fulfilment").isNull(),
-                "unknown_fulfilment",
-                F.concat(F.lit("fulfilment "), F.col("fulfilment")),
-            ),
-            (
-                F.col("pickup_store_id").isNotNull() & ~F.col("pickup_store_id").isin(*store_ids),
-                "unknown_store",
-                F.concat(F.lit("pickup_store_id "), F.col("pickup_store_id")),
-            ),
-        ]
-    )
+    checks = [
+        (F.col("_corrupt_record").isNotNull(), "malformed", "line is not valid JSON for the contract"),
+        (blank("order_id"), "missing_key", "order_id is missing"),
+        (blank("customer_id"), "missing_key", "customer_id is missing"),
+        (F.exists(items, lambda item: blank(item["sku"])), "missing_key", "an item has no sku"),
+        (
+            ~F.col("channel").isin(*ONLINE_CHANNELS) | F.col("channel").isNull(),
+            "unknown_channel",
+            F.concat(F.lit("channel "), F.coalesce(F.col("channel"), F.lit("null"))),
+        ),
+        (
+            bad_timestamp(F.col("_order_ts"), latest_ts),
+            "impossible_timestamp",
+            F.concat(F.lit("order_ts "), F.coalesce(F.col("order_ts"), F.lit("null"))),
+        ),
+        (
+            F.col("updated_ts").isNotNull() & bad_timestamp(F.try_to_timestamp("updated_ts"), latest_ts),
+            "impossible_timestamp",
+            F.concat(F.lit("updated_ts "), F.col("updated_ts")),
+        ),
+        (
+            F.exists(items, lambda item: item["unit_price"] < 0) | (F.col("shipping_fee") < 0),
+            "negative_price",
+            "an item price or the shipping fee is below zero",
+        ),
+        (
+            F.exists(items, lambda item: item["unit_price"].isNull()),
+            "negative_price",
+            "an item has no price",
+        ),
+        (F.size(items) == 0, "bad_quantity", "order has no items"),
+        (
+            F.exists(items, lambda item: item["quantity"].isNull() | (item["quantity"] <= 0)),
+            "bad_quantity",
+            "an item quantity is missing or not positive",
+        ),
+        (
+            F.col("_status").isNull(),
+            "unknown_status",
+            F.concat(F.lit("status "), F.coalesce(F.col("status"), F.lit("null"))),
+        ),
+        (
+            F.col("_fulfilment").isNull(),
+            "unknown_fulfilment",
+            F.concat(F.lit("fulfilment "), F.col("fulfilment")),
+        ),
+        (
+            F.col("pickup_store_id").isNotNull() & ~F.col("pickup_store_id").isin(*store_ids),
+            "unknown_store",
+            F.concat(F.lit("pickup_store_id "), F.col("pickup_store_id")),
+        ),
+    ]
     return mark_duplicates(
-        rows.withColumn("_reason", reason).withColumn("_detail", detail),
+        with_first_failure(rows, checks),
         keys=["order_id"],
         newest_first=[F.col("_updated_ts").desc()],
         other_category="superseded_status_update",
@@ -184,39 +182,38 @@ def triage_pos_sales(bronze: DataFrame, store_timezones: dict[str, str], latest_
     rows = with_record_ids(bronze, "pos_sales").withColumn(
         "_sold_at", pos_time_utc(F.col("sold_at_local"), store_timezone(F.col("store_id"), store_timezones))
     )
-    reason, detail = first_failure(
-        [
-            (F.col("_corrupt_record").isNotNull(), "malformed", "line does not fit the CSV header"),
-            (
-                blank("store_id") | blank("receipt_no") | F.col("line_no").isNull(),
-                "missing_key",
-                "store_id, receipt_no or line_no is missing",
-            ),
-            (blank("sku"), "missing_key", "sku is missing"),
-            (
-                ~F.col("store_id").isin(*store_timezones),
-                "unknown_store",
-                F.concat(F.lit("store_id "), F.col("store_id")),
-            ),
-            (
-                bad_timestamp(F.col("_sold_at"), latest_ts),
-                "impossible_timestamp",
-                F.concat(F.lit("sold_at_local "), F.coalesce(F.col("sold_at_local"), F.lit("null"))),
-            ),
-            (
-                F.col("unit_price").isNull() | (F.col("unit_price") < 0),
-                "negative_price",
-                "unit_price is missing or below zero",
-            ),
-            (
-                F.col("quantity").isNull() | (F.col("quantity") == 0),
-                "bad_quantity",
-                "quantity is missing or zero",
-            ),
-        ]
-    )
+    checks = [
+        (F.col("_corrupt_record").isNotNull(), "malformed", "line does not fit the CSV header"),
+        (
+            blank("store_id") | blank("receipt_no") | F.col("line_no").isNull(),
+            "missing_key",
+            "store_id, receipt_no or line_no is missing",
+        ),
+        (blank("sku"), "missing_key", "sku is missing"),
+        (
+            ~F.col("store_id").isin(*store_timezones),
+            "unknown_store",
+            F.concat(F.lit("store_id "), F.col("store_id")),
+        ),
+        (
+            bad_timestamp(F.col("_sold_at"), latest_ts),
+            "impossible_timestamp",
+            F.concat(F.lit("sold_at_local "), F.coalesce(F.col("sold_at_local"), F.lit("null"))),
+        ),
+        (
+            F.col("unit_price").isNull() | (F.col("unit_price") < 0),
+            "negative_price",
+            "unit_price is missing or below zero",
+        ),
+        (
+            F.col("quantity").isNull() | (F.col("quantity") == 0),
+            "bad_quantity",
+            "quantity is missing or zero",
+        ),
+    ]
+
     triaged = mark_duplicates(
-        rows.withColumn("_reason", reason).withColumn("_detail", detail),
+        with_first_failure(rows, checks),
         keys=["store_id", "receipt_no", "line_no"],
         newest_first=[],
         other_category="conflicting_duplicate",

@@ -6,7 +6,7 @@ import pyspark.sql.functions as F
 from pyspark.sql import DataFrame
 
 from o2o.contracts import MONEY, SILVER
-from o2o.silver.quarantine import blank, first_failure, mark_duplicates, with_record_ids
+from o2o.silver.quarantine import blank, mark_duplicates, with_first_failure, with_record_ids
 
 
 def triage_catalogue(bronze: DataFrame) -> DataFrame:
@@ -16,19 +16,17 @@ def triage_catalogue(bronze: DataFrame) -> DataFrame:
     carries the extract date, then ingest time) wins; older records of a SKU are `superseded_record`.
     """
     rows = with_record_ids(bronze, "product_catalogue")
-    reason, detail = first_failure(
-        [
-            (F.col("_corrupt_record").isNotNull(), "malformed", "line does not fit the CSV header"),
-            (blank("sku"), "missing_key", "sku is missing"),
-            (
-                F.col("list_price") < 0,
-                "negative_price",
-                F.concat(F.lit("list_price "), F.col("list_price").cast("string")),
-            ),
-        ]
-    )
+    checks = [
+        (F.col("_corrupt_record").isNotNull(), "malformed", "line does not fit the CSV header"),
+        (blank("sku"), "missing_key", "sku is missing"),
+        (
+            F.col("list_price") < 0,
+            "negative_price",
+            F.concat(F.lit("list_price "), F.col("list_price").cast("string")),
+        ),
+    ]
     return mark_duplicates(
-        rows.withColumn("_reason", reason).withColumn("_detail", detail).withColumn("_sku", F.trim("sku")),
+        with_first_failure(rows, checks).withColumn("_sku", F.trim("sku")),
         keys=["_sku"],
         newest_first=[F.col("_source_file").desc(), F.col("_ingested_at").desc()],
         other_category="superseded_record",

@@ -74,20 +74,26 @@ def with_record_ids(bronze: DataFrame, feed: str) -> DataFrame:
     )
 
 
-def first_failure(checks: list[tuple[Column, str, Column | str]]) -> tuple[Column, Column]:
-    """(reason, detail) of the first check whose condition is true, in order; both null when every check passes."""
-    reason: Column | None = None
-    detail: Column | None = None
-    for condition, code, text in reversed(checks):
-        text_col = F.lit(text) if isinstance(text, str) else text
-        cond = F.coalesce(condition, F.lit(False))
-        reason = F.when(cond, F.lit(code)).otherwise(
-            reason if reason is not None else F.lit(None).cast("string")
+def with_first_failure(rows: DataFrame, checks: list[tuple[Column, str, Column | str]]) -> DataFrame:
+    """`rows` with `_reason`/`_detail` of the first check whose condition is true, in order; null when all pass.
+
+    One flat CASE yields both as a struct, so each condition is evaluated once per row. Two nested CASE
+    chains (one per column) made generated code beyond Java's 64 KB method limit on the online order
+    checks, and Spark then ran the whole stage without code generation.
+    """
+    fate: Column | None = None
+    for condition, code, text in checks:
+        outcome = F.struct(
+            F.lit(code).alias("reason"),
+            (F.lit(text) if isinstance(text, str) else text).cast("string").alias("detail"),
         )
-        detail = F.when(cond, text_col).otherwise(
-            detail if detail is not None else F.lit(None).cast("string")
-        )
-    return reason, detail
+        matched = F.coalesce(condition, F.lit(False))
+        fate = F.when(matched, outcome) if fate is None else fate.when(matched, outcome)
+    return (
+        rows.withColumn("_fate", fate)
+        .withColumns({"_reason": F.col("_fate.reason"), "_detail": F.col("_fate.detail")})
+        .drop("_fate")
+    )
 
 
 def blank(column: str | Column) -> Column:
@@ -258,14 +264,12 @@ def triage_crm_members(bronze: DataFrame) -> DataFrame:
     rows = with_record_ids(bronze, "crm_members").withColumn(
         "_member", F.upper(F.regexp_replace("member_id", r"\s+", ""))
     )
-    reason, detail = first_failure(
-        [
-            (F.col(CORRUPT).isNotNull(), "malformed", "line does not fit the CSV header"),
-            (blank("_member"), "missing_key", "member_id is missing"),
-        ]
-    )
+    checks = [
+        (F.col(CORRUPT).isNotNull(), "malformed", "line does not fit the CSV header"),
+        (blank("_member"), "missing_key", "member_id is missing"),
+    ]
     return mark_duplicates(
-        rows.withColumn("_reason", reason).withColumn("_detail", detail),
+        with_first_failure(rows, checks),
         keys=["_member"],
         newest_first=[F.col("_source_file").desc(), F.col("_ingested_at").desc()],
         other_category="superseded_record",

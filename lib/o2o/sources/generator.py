@@ -20,6 +20,7 @@ from o2o.contracts import LANDING
 SHANGHAI = "Asia/Shanghai"
 MANIFEST = "_manifest.json"
 TRUTH_DIR = "_truth"
+CAMPAIGN_TRUTH = "campaign.csv"  # per targeted member of the simulated campaign; only when one is configured
 EXTRA_COLUMN = "wechat_unionid"
 NOT_REGISTERED = 1 << 30
 # The longest a record trails the day its order was created (late updates, pickups, returns, reviews).
@@ -260,6 +261,7 @@ class _World:
     unknown_skus: list[str]
     campaign: dict | None
     treated: np.ndarray
+    campaign_truth: pd.DataFrame | None = None  # per targeted member: control or not, P(purchase in window)
     late_plan: list[tuple[str, str, int]] = field(default_factory=list)  # (feed, file name, business day)
     resend_plan: list[tuple[str, str, int]] = field(default_factory=list)
 
@@ -538,6 +540,15 @@ def _plan_campaign(world: _World, cfg: Config) -> None:
         none_without *= 1 - world.purchase_probability(day, with_campaign=False)
         none_with *= 1 - world.purchase_probability(day, with_campaign=True)
     effect = (1 - none_with) - (1 - none_without)
+    world.campaign_truth = pd.DataFrame(
+        {
+            "member_id": persons["member_id"].to_numpy()[target],
+            "person_id": persons["person_id"].to_numpy()[target],
+            "is_control": control,
+            "p_purchase_without_lift": (1 - none_without)[target].round(6),
+            "p_purchase_with_lift": (1 - none_with)[target].round(6),
+        }
+    )
     world.campaign = {
         **campaign,
         "target_members": int(target.sum()),
@@ -1807,6 +1818,8 @@ def generate(
         _write_day(landing, world, cache, day)
         cache.forget_before(day)
     manifest = _summarise(landing, params, world)
+    if world.campaign_truth is not None:
+        world.campaign_truth.to_csv(landing / TRUTH_DIR / CAMPAIGN_TRUTH, index=False, lineterminator="\n")
     kept = {k: v for k, v in existing.items() if k not in manifest}
     manifest = {**kept, **manifest}
     manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")

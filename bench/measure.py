@@ -1,0 +1,114 @@
+"""Measuring tools: wall-clock seconds of a block, and peak resident memory of the driver with its JVM."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from types import TracebackType
+
+import psutil
+from pyspark.sql import SparkSession
+
+MB = 1024 * 1024
+
+
+def tree_rss(root: psutil.Process) -> tuple[int, int]:
+    """Resident bytes of `root` itself and of all its descendants (JVM, Python workers), at this instant."""
+    try:
+        own = root.memory_info().rss
+        children = root.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0, 0
+    descendants = 0
+    for child in children:
+        try:
+            descendants += child.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue  # a Python worker that ended between the listing and the read
+    return own, descendants
+
+
+class PeakMemory:
+    """Context manager: samples the process tree every `interval` seconds and keeps the peaks.
+
+    `peak_total_mb` is the peak of the sum (one instant), not the sum of the separate peaks.
+    """
+
+    def __init__(self, pid: int | None = None, interval: float = 0.2):
+        self.root = psutil.Process(pid or os.getpid())
+        self.interval = interval
+        self.peak_total = 0
+        self.peak_own = 0
+        self.peak_descendants = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peak-memory", daemon=True)
+
+    def _sample(self) -> None:
+        own, descendants = tree_rss(self.root)
+        self.peak_total = max(self.peak_total, own + descendants)
+        self.peak_own = max(self.peak_own, own)
+        self.peak_descendants = max(self.peak_descendants, descendants)
+        self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def summary(self) -> dict:
+        """Peak MB of the tree (one instant), of the root process alone and of its descendants, and samples taken."""
+        return {
+            "peak_rss_mb": round(self.peak_total / MB, 1),
+            "peak_python_rss_mb": round(self.peak_own / MB, 1),
+            "peak_children_rss_mb": round(self.peak_descendants / MB, 1),
+            "samples": self.samples,
+        }
+
+
+class Stopwatch:
+    """Wall-clock seconds of a `with` block (perf_counter)."""
+
+    def __enter__(self) -> Stopwatch:
+        self.started = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.started
+
+
+class SparkJobs:
+    """Context manager: runs the block under its own Spark job group and counts the jobs, stages and tasks it ran."""
+
+    def __init__(self, spark: SparkSession, name: str):
+        self.context = spark.sparkContext
+        self.name = name
+        self.counts: dict = {}
+
+    def __enter__(self) -> SparkJobs:
+        self.context.setJobGroup(self.name, self.name)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        tracker = self.context.statusTracker()
+        jobs = [tracker.getJobInfo(job) for job in tracker.getJobIdsForGroup(self.name)]
+        stages = [tracker.getStageInfo(stage) for job in jobs if job for stage in job.stageIds]
+        self.counts = {
+            "jobs": len(jobs),
+            "stages": sum(1 for stage in stages if stage),
+            "tasks": sum(stage.numTasks for stage in stages if stage),
+        }
+        self.context.setLocalProperty("spark.jobGroup.id", None)

@@ -1,0 +1,239 @@
+"""`make bench`: start-up, implicit ALS vs implicit, MovieLens ALS vs Surprise, RFM vs pandas and DuckDB; results to bench/results/.
+
+Usage: .venv/bin/python bench/run.py [--scales 100000,1000000,5000000] [--parts startup,als,movielens,rfm]
+       [--budget-minutes 35] [--als-events 500000] [--folds 1,2,3,4,5]
+Writes bench/results/<YYYY-MM-DD>.json and .md (today's date); exits non-zero when a part failed.
+An RFM scale whose estimated time (linear in lines from the scale before) would overrun the budget is
+skipped and listed as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from datetime import date, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import psutil
+from pyspark.sql import SparkSession
+
+import als_bench
+import movielens_bench
+import results_files
+import rfm_bench
+import startup_bench
+import synthetic_orders
+import targets
+from measure import PeakMemory, Stopwatch
+from o2o.config import Config, load_config
+from o2o.spark import get_spark, java_major_version
+
+PROJECT = Path(__file__).resolve().parents[1]
+PARTS = ("startup", "als", "movielens", "rfm")
+DEFAULT_SCALES = "100000,1000000,5000000"
+AS_OF = date(2026, 6, 30)
+PACKAGES = (
+    "pyspark",
+    "delta-spark",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "duckdb",
+    "implicit",
+    "scikit-surprise",
+    "psutil",
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", default=DEFAULT_SCALES, help="RFM order-line counts, comma-separated")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"any of {','.join(PARTS)}")
+    parser.add_argument("--budget-minutes", type=float, default=35.0)
+    parser.add_argument("--als-events", type=int, default=500_000)
+    parser.add_argument("--als-customers", type=int, default=10_000)
+    parser.add_argument("--als-items", type=int, default=2_000)
+    parser.add_argument("--folds", default="1,2,3,4,5", help="MovieLens 100K official folds")
+    parser.add_argument("--no-profile", action="store_true", help="skip the RFM step-by-step profile")
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("O2O_DATA_DIR", str(PROJECT.parent / "shared" / "data"))
+    )
+    parser.add_argument(
+        "--work-dir", default=str(PROJECT / ".cache" / "bench"), help="generated Parquet (reused)"
+    )
+    parser.add_argument("--out", default=str(PROJECT / "bench" / "results"))
+    args = parser.parse_args(argv)
+    args.scales = sorted(int(n) for n in args.scales.split(","))
+    args.parts = [p for p in PARTS if p in args.parts.split(",")]
+    return args
+
+
+def bench_config() -> Config:
+    """The local config, with Arrow for the (bounded) collections the cross-checks make."""
+    return load_config(
+        "local",
+        conf_dir=PROJECT / "conf",
+        overrides={"spark": {"extra": {"spark.sql.execution.arrow.pyspark.enabled": "true"}}},
+    )
+
+
+def measured_part(action: Callable[[], dict]) -> dict:
+    """Run one part: its result (or the error), wall-clock seconds, the driver's peak memory, load averages."""
+    load_before = os.getloadavg()
+    part: dict = {}
+    with PeakMemory() as memory, Stopwatch() as watch:
+        try:
+            part["result"] = action()
+        except Exception as exc:  # a failed part is reported, and the run goes on to the next one
+            traceback.print_exc()
+            part["error"] = f"{type(exc).__name__}: {exc}"
+    part.update(
+        wall_seconds=round(watch.seconds, 3),
+        memory=memory.summary(),
+        load_average=[load_before, os.getloadavg()],
+    )
+    print(f"bench: {'failed' if 'error' in part else 'done'} in {watch.seconds:.1f} s", flush=True)
+    return part
+
+
+def _estimate(previous: dict, lines: int, data_cached: bool) -> float:
+    """Seconds a scale should take, linear in lines from the scale before (generation only if not on disk)."""
+    seconds = previous["bench_seconds"] + (0.0 if data_cached else previous["generation_seconds"])
+    return seconds * lines / previous["order_lines"]
+
+
+def rfm_part(spark: SparkSession, args: argparse.Namespace, deadline: float, settings: dict) -> dict:
+    """Every requested RFM scale that fits the budget, smallest first, after an untimed warm-up (and profile)."""
+    lookback = bench_config().gold.lookback_days
+    work = Path(args.work_dir)
+    result: dict = {"as_of": AS_OF.isoformat(), "lookback_days": lookback, "scales": []}
+    for lines in args.scales:
+        if result["scales"]:
+            previous = result["scales"][-1]
+            cached = synthetic_orders.is_cached(work, lines, AS_OF, lookback)
+            estimate = _estimate(previous, lines, cached)
+            left = deadline - time.monotonic()
+            if estimate > left:
+                reason = f"estimated {estimate / 60:.0f} min, {max(0.0, left) / 60:.0f} min of budget left"
+                settings["scales_skipped"].append({"order_lines": lines, "reason": reason})
+                print(f"bench: RFM {lines:,} lines skipped: {reason}", flush=True)
+                continue
+        print(f"bench: RFM {lines:,} order lines", flush=True)
+        with Stopwatch() as generation:
+            data, generated = synthetic_orders.ensure(spark, work, lines, AS_OF, lookback)
+        if "warm_up_seconds" not in result:
+            with Stopwatch() as warm_up:
+                rfm_bench.force(rfm_bench.spark_rfm(spark, data))
+            result["warm_up_seconds"] = round(warm_up.seconds, 3)
+            if not args.no_profile:
+                result["profile"] = {"order_lines": lines, "steps": rfm_bench.profile(spark, data)}
+        with Stopwatch() as bench:
+            scale = rfm_bench.bench_scale(spark, data)
+        scale.update(
+            generated=generated,
+            generation_seconds=round(generation.seconds, 3),
+            bench_seconds=round(bench.seconds, 3),
+        )
+        result["scales"].append(scale)
+        settings["scales_run"].append(lines)
+    return result
+
+
+def versions() -> dict:
+    found = {}
+    for package in PACKAGES:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def git_commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT, capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=PROJECT, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen parts in a fixed order and write the result files; 1 if any part failed."""
+    args = parse_args(argv)
+    started, started_at = time.monotonic(), datetime.now().astimezone()
+    deadline = started + args.budget_minutes * 60
+    settings = {
+        "scales_requested": args.scales,
+        "scales_run": [],
+        "scales_skipped": [],
+        "budget_minutes": args.budget_minutes,
+        "parts": args.parts,
+        "als": {"events": args.als_events, "customers": args.als_customers, "items": args.als_items},
+        "movielens_folds": args.folds,
+    }
+    machine = {
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "java": java_major_version(),
+        "load_average_start": os.getloadavg(),
+    }
+    parts: dict = {}
+    if "startup" in args.parts:
+        print("bench: start-up (two new processes)", flush=True)
+        parts["startup"] = measured_part(lambda: startup_bench.bench(PROJECT))
+
+    cfg = bench_config()
+    with Stopwatch() as session_watch:
+        spark = get_spark(cfg)
+    settings["main_session_start_seconds"] = round(session_watch.seconds, 3)
+    if "als" in args.parts:
+        print("bench: implicit ALS vs implicit", flush=True)
+        parts["als"] = measured_part(
+            lambda: als_bench.bench(
+                spark, cfg.reco, AS_OF, args.als_events, args.als_customers, args.als_items
+            )
+        )
+    if "movielens" in args.parts:
+        print("bench: MovieLens 100K, ALS vs Surprise SVD", flush=True)
+        folds = tuple(int(f) for f in args.folds.split(","))
+        parts["movielens"] = measured_part(
+            lambda: movielens_bench.compare(spark, Path(args.data_dir) / "movielens_100k", folds)
+        )
+    if "rfm" in args.parts:
+        parts["rfm"] = measured_part(lambda: rfm_part(spark, args, deadline, settings))
+    spark.stop()
+
+    machine["load_average_end"] = os.getloadavg()
+    results = {
+        "date": started_at.date().isoformat(),
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "git_commit": git_commit(),
+        "machine": machine,
+        "versions": versions(),
+        "settings": settings,
+        "parts": parts,
+        "targets": targets.evaluate(parts),
+    }
+    json_path, markdown_path = results_files.write(results, Path(args.out))
+    print(f"bench: wrote {json_path} and {markdown_path}")
+    print(results_files.markdown(results).split("## Wall-clock")[0])
+    return 1 if any("error" in part for part in parts.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Issue #8's targets, judged from one run's measured results: each met, not met, or not measured (with why)."""
+
+from __future__ import annotations
+
+TARGET_LINES = 5_000_000
+SPARK_OVER_DUCKDB_MAX = 2.0
+SPARK_OVER_PANDAS_MAX = 1.0
+ALS_FIT_RATIO_MAX = 5.0
+NDCG_SHORTFALL_MAX = 0.05
+METRIC_TOLERANCE = 1e-9
+
+
+def _target(name: str, measured: str, met: bool | None, note: str = "") -> dict:
+    return {"target": name, "measured": measured, "met": met, "note": note}
+
+
+def _rfm_at(parts: dict, lines: int) -> dict | None:
+    scales = ((parts.get("rfm") or {}).get("result") or {}).get("scales", [])
+    return next((s for s in scales if s["order_lines"] == lines), None)
+
+
+def rfm_targets(parts: dict) -> list[dict]:
+    """Spark within 2x of DuckDB and faster than pandas at 5M lines; the three agree on every customer."""
+    at_target = _rfm_at(parts, TARGET_LINES)
+    scales = ((parts.get("rfm") or {}).get("result") or {}).get("scales", [])
+    if at_target is None:
+        missing = "5M-line scale not run in this run"
+        duckdb = _target("RFM, 5M order lines: Spark within 2x of DuckDB", "-", None, missing)
+        pandas = _target("RFM, 5M order lines: Spark faster than pandas", "-", None, missing)
+    else:
+        spark_s, duckdb_s, pandas_s = (at_target[k]["seconds"] for k in ("spark", "duckdb", "pandas"))
+        duckdb = _target(
+            "RFM, 5M order lines: Spark within 2x of DuckDB",
+            f"Spark/DuckDB = {at_target['spark_over_duckdb']:.1f}x (Spark {spark_s:.1f} s, DuckDB {duckdb_s:.2f} s)",
+            at_target["spark_over_duckdb"] <= SPARK_OVER_DUCKDB_MAX,
+        )
+        pandas = _target(
+            "RFM, 5M order lines: Spark faster than pandas",
+            f"Spark/pandas = {at_target['spark_over_pandas']:.1f}x (Spark {spark_s:.1f} s, pandas {pandas_s:.2f} s)",
+            at_target["spark_over_pandas"] < SPARK_OVER_PANDAS_MAX,
+        )
+    if scales:
+        mismatched = sum(
+            s["check"][pair]["rfm_mismatched_customers"]
+            for s in scales
+            for pair in ("pandas_vs_spark", "duckdb_vs_spark")
+        )
+        compared = sum(s["check"]["duckdb_vs_spark"]["customers_compared"] for s in scales)
+        agree = _target(
+            "RFM: Spark, pandas and DuckDB give equal R, F, M for every customer (every scale run)",
+            f"{mismatched} mismatched customers ({compared:,} customers compared per pair)",
+            mismatched == 0,
+        )
+    else:
+        agree = _target("RFM: Spark, pandas and DuckDB agree on R, F, M", "-", None, "RFM part not run")
+    return [duckdb, pandas, agree]
+
+
+def als_targets(parts: dict) -> list[dict]:
+    """Spark ALS training within 5x of implicit; NDCG@10 at most 5% below implicit's; metric codes agree."""
+    result = (parts.get("als") or {}).get("result")
+    if not result:
+        return [_target("ALS vs implicit", "-", None, "ALS part not run")]
+    spark_fit = result["fit"]["spark_als"]["seconds"]
+    implicit_fit = result["fit"]["implicit_cg"]["seconds"]
+    spark_ndcg = result["quality"]["spark_als"]["ndcg_at_k"]
+    implicit_ndcg = result["quality"]["implicit_cg"]["ndcg_at_k"]
+    difference = max(check["max_abs_difference"] for check in result["metric_cross_check"].values())
+    return [
+        _target(
+            "Implicit ALS: Spark training within 5x of implicit (CPU, same matrix and parameters)",
+            f"{spark_fit / implicit_fit:.1f}x (Spark {spark_fit:.1f} s, implicit {implicit_fit:.2f} s)",
+            spark_fit / implicit_fit <= ALS_FIT_RATIO_MAX,
+        ),
+        _target(
+            "Implicit ALS: Spark NDCG@10 within 5% of implicit's",
+            f"Spark {spark_ndcg:.4f} vs implicit {implicit_ndcg:.4f} ({(spark_ndcg / implicit_ndcg - 1) * 100:+.1f}%)",
+            spark_ndcg >= (1 - NDCG_SHORTFALL_MAX) * implicit_ndcg,
+            "met when Spark is at most 5% below (better is met)",
+        ),
+        _target(
+            "Metric codes agree: o2o.reco.metrics (Spark) and the numpy code on the same recommendations",
+            f"largest difference {difference:.1e}",
+            difference <= METRIC_TOLERANCE,
+        ),
+    ]
+
+
+def movielens_targets(parts: dict) -> list[dict]:
+    """Explicit ALS RMSE below Surprise SVD's on the same official folds (the existing MovieLens bench's test)."""
+    result = (parts.get("movielens") or {}).get("result")
+    if not result:
+        return [_target("MovieLens: ALS RMSE below Surprise SVD", "-", None, "MovieLens part not run")]
+    als, svd = result["als"], result["svd"]
+    return [
+        _target(
+            "MovieLens 100K: explicit ALS RMSE below Surprise SVD's (same folds, same process)",
+            f"ALS {als['rmse']:.4f} vs SVD {svd['rmse']:.4f} ({svd['source']})",
+            als["rmse"] < svd["rmse"],
+        )
+    ]
+
+
+def evaluate(parts: dict) -> list[dict]:
+    """Every target with its measured number and verdict."""
+    return [*rfm_targets(parts), *als_targets(parts), *movielens_targets(parts)]
