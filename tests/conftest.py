@@ -99,8 +99,8 @@ class SampleLake:
     """A lake the pipeline has filled: its config, folders, the manifest of the truth and its as-of dates.
 
     Bronze and silver ran once, for `as_of` (the last generated day, after the campaign window); gold ran for
-    `list_as_of` (the day before the simulated campaign, so the list sent is stored) and then, with the
-    training and recommendation stages, for `as_of`.
+    `list_as_of` (the day before the simulated campaign, so the list sent is stored) and then for `as_of`;
+    `trained_sample_lake` adds a model and recommendations for `as_of`.
     """
 
     cfg: Config
@@ -142,7 +142,7 @@ def _sample_campaigns(cfg: Config, path: Path, start: date) -> None:
 
 @pytest.fixture(scope="session")
 def sample_lake(spark, base_cfg, tmp_path_factory) -> SampleLake:
-    """1,000 customers over 45 days with a simulated campaign, run once through every stage.
+    """1,000 customers over 45 days with a simulated campaign, run once through bronze, silver and gold.
 
     O2O_SAMPLE_LAKE=<folder> reuses (or builds once into) a folder of your own, to iterate on the
     tests without rebuilding; CI leaves it unset so every run builds a fresh lake.
@@ -176,7 +176,17 @@ def sample_lake(spark, base_cfg, tmp_path_factory) -> SampleLake:
         generate(cfg, sample.landing, customers=SAMPLE_CUSTOMERS, days=SAMPLE_DAYS, seed=SAMPLE_SEED)
         run_pipeline(spark, cfg, sample.as_of, stages=("bronze", "silver"))
         run_stage(spark, cfg, "gold", sample.list_as_of)  # gold reads only facts up to its as-of
-        run_pipeline(spark, cfg, sample.as_of, stages=("gold", "train", "recommend"))
+        run_stage(spark, cfg, "gold", sample.as_of)
         done.touch()
     manifest = json.loads((sample.landing / MANIFEST).read_text(encoding="utf-8"))
     return SampleLake(**{**sample.__dict__, "manifest": manifest})
+
+
+@pytest.fixture(scope="session")
+def trained_sample_lake(spark, sample_lake) -> SampleLake:
+    """The sample lake with a model trained and recommendations published for its as-of (once per session)."""
+    done = sample_lake.root.parent / "_recommendations_done"
+    if not done.exists():
+        run_pipeline(spark, sample_lake.cfg, sample_lake.as_of, stages=("train", "recommend"))
+        done.touch()
+    return sample_lake

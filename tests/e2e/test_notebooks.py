@@ -58,7 +58,7 @@ def _kernel_manager(spec_root: Path) -> AsyncKernelManager:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_on_the_sample_lake(path, sample_lake, tmp_path):
+def test_notebook_runs_on_the_sample_lake(path, trained_sample_lake, tmp_path):
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,
@@ -67,7 +67,7 @@ def test_notebook_runs_on_the_sample_lake(path, sample_lake, tmp_path):
         startup_timeout=180,
         resources={"metadata": {"path": str(path.parent)}},
     )
-    env = {**os.environ, **sample_lake.env()}
+    env = {**os.environ, **trained_sample_lake.env()}
     try:
         client.execute(env=env)
     finally:

@@ -91,8 +91,8 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 @pytest.mark.slow
-def test_report_renders_in_headless_chromium(spark, sample_lake, tmp_path):
-    cfg, as_of = sample_lake.cfg, sample_lake.as_of
+def test_report_renders_in_headless_chromium(spark, trained_sample_lake, tmp_path):
+    cfg, as_of = trained_sample_lake.cfg, trained_sample_lake.as_of
     path = Path(build_report(spark, cfg, as_of))
     assert path == Path(lake.reports_dir(cfg)) / "demo_report.html"
     page = path.read_text(encoding="utf-8")
