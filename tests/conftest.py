@@ -148,7 +148,7 @@ def sample_lake(spark, base_cfg, tmp_path_factory) -> SampleLake:
     tests without rebuilding; CI leaves it unset so every run builds a fresh lake.
     """
     reuse = os.environ.get("O2O_SAMPLE_LAKE")
-    folder = Path(reuse) if reuse else tmp_path_factory.mktemp("sample")
+    folder = Path(reuse).resolve() if reuse else tmp_path_factory.mktemp("sample")
     folder.mkdir(parents=True, exist_ok=True)
     start = base_cfg.generator.start_date
     campaign_start = start + timedelta(days=CAMPAIGN["start_day"])
