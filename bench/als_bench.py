@@ -10,9 +10,7 @@ itself, so it is given 1 + alpha x r (and its own alpha is left at 1).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from datetime import date
-from typing import TypeVar
 
 import implicit.cpu.als
 import numpy as np
@@ -22,14 +20,13 @@ import scipy.sparse as sp
 from pyspark.sql import DataFrame, SparkSession
 from threadpoolctl import threadpool_limits
 
-from measure import PeakMemory, Stopwatch
+from measure import measured
 from o2o.config import RecoConfig
 from o2o.reco import als, features, metrics, movielens
 from ranking_numpy import ranking_metrics as numpy_ranking_metrics
 from synthetic_interactions import interactions as synthetic_interactions
 
 METRICS = ("precision_at_k", "ndcg_at_k")
-T = TypeVar("T")
 
 
 def training_data(interactions: DataFrame, rc: RecoConfig, as_of: date) -> dict[str, DataFrame]:
@@ -45,7 +42,13 @@ def training_data(interactions: DataFrame, rc: RecoConfig, as_of: date) -> dict[
     relevant = features.purchases_between(interactions, window.test_start, window.end).join(
         customer_ids.select("customer_key"), "customer_key", "left_semi"
     )
-    return {"ratings": ratings, "customer_ids": customer_ids, "sku_ids": sku_ids, "relevant": relevant}
+    return {
+        "trainable": trainable,
+        "ratings": ratings,
+        "customer_ids": customer_ids,
+        "sku_ids": sku_ids,
+        "relevant": relevant.cache(),
+    }
 
 
 def in_keys(recommended: DataFrame, customer_ids: DataFrame, sku_ids: DataFrame) -> DataFrame:
@@ -91,16 +94,11 @@ def implicit_recommendations(
     )
 
 
-def _measured(action: Callable[[], T]) -> tuple[T, dict]:
-    """The action's result, with its wall-clock seconds and the driver's peak memory while it ran."""
-    with PeakMemory() as memory, Stopwatch() as watch:
-        result = action()
-    return result, {"seconds": round(watch.seconds, 3), **memory.summary()}
-
-
 def metric_cross_check(spark: SparkSession, recommended: pd.DataFrame, relevant: DataFrame, k: int) -> dict:
     """The same recommendations scored by the project's Spark metric code and by the numpy code."""
-    by_spark = spark_metrics(spark.createDataFrame(recommended), relevant, k)
+    # Plain Python strings: Spark's Arrow path cannot take pandas' Arrow-backed string columns yet.
+    frame = spark.createDataFrame(recommended.astype({"customer_key": object, "sku": object}))
+    by_spark = spark_metrics(frame, relevant, k)
     by_numpy = numpy_ranking_metrics(recommended, relevant.toPandas(), k)
     return {
         "spark_code": by_spark,
@@ -110,13 +108,53 @@ def metric_cross_check(spark: SparkSession, recommended: pd.DataFrame, relevant:
     }
 
 
+def confidence_matrix(ratings: pd.DataFrame, alpha: float, users: int, items: int) -> sp.csr_matrix:
+    """users x items CSR of 1 + alpha x r: Spark ALS's implicit confidence, which `implicit` takes as given."""
+    return sp.csr_matrix(
+        (
+            1.0 + alpha * ratings["rating"].to_numpy(dtype="float32"),
+            (ratings["user"].to_numpy(), ratings["item"].to_numpy()),
+        ),
+        shape=(users, items),
+        dtype=np.float32,
+    )
+
+
+def fit_spark(
+    spark: SparkSession, data: dict[str, DataFrame], params: dict, rc: RecoConfig, users: np.ndarray
+) -> tuple[dict, pd.DataFrame]:
+    """The project's ALS estimator fitted on the cached ratings: (fit measurements, top-k of `users` in keys)."""
+    estimator = als.build(
+        params,
+        implicit=True,
+        seed=rc.seed,
+        checkpoint_interval=rc.checkpoint_interval,
+        blocks=spark.sparkContext.defaultParallelism,
+    )
+    model, fit = measured(lambda: estimator.fit(data["ratings"]))
+    scored_users = spark.createDataFrame(pd.DataFrame({"user": users.astype("int32")}))
+    recommended = in_keys(als.top_items(model, scored_users, rc.k), data["customer_ids"], data["sku_ids"])
+    return fit, recommended.toPandas()
+
+
+def fit_implicit(
+    matrix: sp.csr_matrix, params: dict, seed: int, use_cg: bool, users: np.ndarray, k: int
+) -> tuple[dict, pd.DataFrame]:
+    """implicit's ALS fitted on the same confidences: (fit measurements, top-k of `users` as user, item, rank)."""
+    # implicit parallelises over users itself and asks for single-threaded BLAS underneath.
+    with threadpool_limits(1, "blas"):
+        model = implicit_model(params, seed, use_cg)
+        _, fit = measured(lambda: model.fit(matrix, show_progress=False))
+        return fit, implicit_recommendations(model, matrix, users, k)
+
+
 def bench(spark: SparkSession, rc: RecoConfig, as_of: date, events: int, customers: int, items: int) -> dict:
     """Fit both on the same matrix: training seconds, peak memory, precision@k and NDCG@k, and the metric cross-check."""
     params = {name: values[0] for name, values in sorted(rc.grid.items())}
     movielens.ensure_checkpoint_dir(spark)
     source = synthetic_interactions(spark, events, customers, items, groups=20, as_of=as_of, days=120)
     data = training_data(source, rc, as_of)
-    relevant = data["relevant"].cache()
+    relevant = data["relevant"]
     relevant_keys = relevant.toPandas()
     ratings = data["ratings"].toPandas()
     customer_ids = data["customer_ids"].toPandas()
@@ -125,36 +163,12 @@ def bench(spark: SparkSession, rc: RecoConfig, as_of: date, events: int, custome
         customer_ids.merge(relevant_keys[["customer_key"]].drop_duplicates())["user"].to_numpy()
     )
 
-    estimator = als.build(
-        params,
-        implicit=True,
-        seed=rc.seed,
-        checkpoint_interval=rc.checkpoint_interval,
-        blocks=spark.sparkContext.defaultParallelism,
-    )
-    spark_model, fits = _measured(lambda: estimator.fit(data["ratings"]))
-    fits = {"spark_als": fits}
-    users = spark.createDataFrame(pd.DataFrame({"user": test_users.astype("int32")}))
-    recommended = {
-        "spark_als": in_keys(
-            als.top_items(spark_model, users, rc.k), data["customer_ids"], data["sku_ids"]
-        ).toPandas()
-    }
-
-    matrix = sp.csr_matrix(
-        (
-            1.0 + float(params["alpha"]) * ratings["rating"].to_numpy(dtype="float32"),
-            (ratings["user"].to_numpy(), ratings["item"].to_numpy()),
-        ),
-        shape=(len(customer_ids), len(sku_ids)),
-        dtype=np.float32,
-    )
+    fits, recommended = {}, {}
+    fits["spark_als"], recommended["spark_als"] = fit_spark(spark, data, params, rc, test_users)
+    matrix = confidence_matrix(ratings, float(params["alpha"]), len(customer_ids), len(sku_ids))
+    fit_implicit(matrix, {**params, "maxIter": 1}, rc.seed, True, test_users[:1], rc.k)  # warm-up, untimed
     for label, use_cg in (("implicit_cg", True), ("implicit_cholesky", False)):
-        # implicit parallelises over users itself and asks for single-threaded BLAS underneath.
-        with threadpool_limits(1, "blas"):
-            model = implicit_model(params, rc.seed, use_cg)
-            _, fits[label] = _measured(lambda model=model: model.fit(matrix, show_progress=False))
-            recs = implicit_recommendations(model, matrix, test_users, rc.k)
+        fits[label], recs = fit_implicit(matrix, params, rc.seed, use_cg, test_users, rc.k)
         recommended[label] = recs.merge(customer_ids, on="user").merge(sku_ids, on="item")[
             ["customer_key", "sku", "rank"]
         ]
@@ -175,6 +189,6 @@ def bench(spark: SparkSession, rc: RecoConfig, as_of: date, events: int, custome
             for name in ("spark_als", "implicit_cg")
         },
     }
-    for frame in (relevant, data["ratings"], data["customer_ids"], data["sku_ids"]):
+    for frame in data.values():
         frame.unpersist()
     return result

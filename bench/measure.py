@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
+from typing import TypeVar
 
 import psutil
 from pyspark.sql import SparkSession
 
 MB = 1024 * 1024
+T = TypeVar("T")
 
 
 def tree_rss(root: psutil.Process) -> tuple[int, int]:
@@ -32,7 +35,7 @@ def tree_rss(root: psutil.Process) -> tuple[int, int]:
 class PeakMemory:
     """Context manager: samples the process tree every `interval` seconds and keeps the peaks.
 
-    `peak_total_mb` is the peak of the sum (one instant), not the sum of the separate peaks.
+    `peak_rss_mb` is the peak of the sum (one instant), not the sum of the separate peaks.
     """
 
     def __init__(self, pid: int | None = None, interval: float = 0.2):
@@ -58,6 +61,7 @@ class PeakMemory:
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakMemory:
+        self.start_own, _ = tree_rss(self.root)
         self._thread.start()
         return self
 
@@ -69,10 +73,12 @@ class PeakMemory:
         self._sample()
 
     def summary(self) -> dict:
-        """Peak MB of the tree (one instant), of the root process alone and of its descendants, and samples taken."""
+        """Peak MB of the tree (one instant), of the root process alone (and its growth during the block), of its
+        descendants, and samples taken."""
         return {
             "peak_rss_mb": round(self.peak_total / MB, 1),
             "peak_python_rss_mb": round(self.peak_own / MB, 1),
+            "python_rss_growth_mb": round((self.peak_own - self.start_own) / MB, 1),
             "peak_children_rss_mb": round(self.peak_descendants / MB, 1),
             "samples": self.samples,
         }
@@ -88,6 +94,13 @@ class Stopwatch:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.started
+
+
+def measured(action: Callable[[], T]) -> tuple[T, dict]:
+    """The action's result, with its wall-clock seconds and the driver's peak memory while it ran."""
+    with PeakMemory() as memory, Stopwatch() as watch:
+        result = action()
+    return result, {"seconds": round(watch.seconds, 3), **memory.summary()}
 
 
 class SparkJobs:
@@ -111,4 +124,5 @@ class SparkJobs:
             "stages": sum(1 for stage in stages if stage),
             "tasks": sum(stage.numTasks for stage in stages if stage),
         }
-        self.context.setLocalProperty("spark.jobGroup.id", None)
+        for key in ("spark.jobGroup.id", "spark.job.description"):
+            self.context.setLocalProperty(key, None)  # later jobs belong to no group

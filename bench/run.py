@@ -3,7 +3,7 @@
 Usage: .venv/bin/python bench/run.py [--scales 100000,1000000,5000000] [--parts startup,als,movielens,rfm]
        [--budget-minutes 35] [--als-events 500000] [--folds 1,2,3,4,5]
 Writes bench/results/<YYYY-MM-DD>.json and .md (today's date); exits non-zero when a part failed.
-An RFM scale whose estimated time (linear in lines from the scale before) would overrun the budget is
+An RFM scale whose estimated time (extrapolated from the scales before) would overrun the budget is
 skipped and listed as skipped.
 """
 
@@ -71,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default=str(PROJECT / "bench" / "results"))
     args = parser.parse_args(argv)
     args.scales = sorted(int(n) for n in args.scales.split(","))
+    unknown = set(args.parts.split(",")) - set(PARTS)
+    if unknown:
+        parser.error(f"--parts: unknown {', '.join(sorted(unknown))}; choose from {','.join(PARTS)}")
     args.parts = [p for p in PARTS if p in args.parts.split(",")]
     return args
 
@@ -103,22 +106,33 @@ def measured_part(action: Callable[[], dict]) -> dict:
     return part
 
 
-def _estimate(previous: dict, lines: int, data_cached: bool) -> float:
-    """Seconds a scale should take, linear in lines from the scale before (generation only if not on disk)."""
-    seconds = previous["bench_seconds"] + (0.0 if data_cached else previous["generation_seconds"])
-    return seconds * lines / previous["order_lines"]
+def _step_seconds(scale: dict, data_cached: bool) -> float:
+    return scale["bench_seconds"] + (0.0 if data_cached else scale["generation_seconds"])
 
 
-def rfm_part(spark: SparkSession, args: argparse.Namespace, deadline: float, settings: dict) -> dict:
+def _estimate(done: list[dict], lines: int, data_cached: bool) -> float:
+    """Seconds a scale should take (generation only if not on disk): the line through the last two scales run,
+    or proportional to the one before when only one ran (pessimistic: Spark has a large fixed cost)."""
+    last = done[-1]
+    if len(done) == 1:
+        return _step_seconds(last, data_cached) * lines / last["order_lines"]
+    before = done[-2]
+    per_line = (_step_seconds(last, data_cached) - _step_seconds(before, data_cached)) / (
+        last["order_lines"] - before["order_lines"]
+    )
+    return _step_seconds(last, data_cached) + max(per_line, 0.0) * (lines - last["order_lines"])
+
+
+def rfm_part(
+    spark: SparkSession, args: argparse.Namespace, lookback: int, deadline: float, settings: dict
+) -> dict:
     """Every requested RFM scale that fits the budget, smallest first, after an untimed warm-up (and profile)."""
-    lookback = bench_config().gold.lookback_days
     work = Path(args.work_dir)
     result: dict = {"as_of": AS_OF.isoformat(), "lookback_days": lookback, "scales": []}
     for lines in args.scales:
         if result["scales"]:
-            previous = result["scales"][-1]
             cached = synthetic_orders.is_cached(work, lines, AS_OF, lookback)
-            estimate = _estimate(previous, lines, cached)
+            estimate = _estimate(result["scales"], lines, cached)
             left = deadline - time.monotonic()
             if estimate > left:
                 reason = f"estimated {estimate / 60:.0f} min, {max(0.0, left) / 60:.0f} min of budget left"
@@ -213,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
             lambda: movielens_bench.compare(spark, Path(args.data_dir) / "movielens_100k", folds)
         )
     if "rfm" in args.parts:
-        parts["rfm"] = measured_part(lambda: rfm_part(spark, args, deadline, settings))
+        parts["rfm"] = measured_part(
+            lambda: rfm_part(spark, args, cfg.gold.lookback_days, deadline, settings)
+        )
     spark.stop()
 
     machine["load_average_end"] = os.getloadavg()
