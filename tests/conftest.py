@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -179,7 +180,7 @@ def sample_lake(spark, base_cfg, tmp_path_factory) -> SampleLake:
         run_stage(spark, cfg, "gold", sample.as_of)
         done.touch()
     manifest = json.loads((sample.landing / MANIFEST).read_text(encoding="utf-8"))
-    return SampleLake(**{**sample.__dict__, "manifest": manifest})
+    return dataclasses.replace(sample, manifest=manifest)
 
 
 @pytest.fixture(scope="session")

@@ -241,8 +241,14 @@ def _reference_persons(landing: Path) -> _Persons:
     return persons
 
 
-def test_customer_keys_are_the_persons_the_landing_files_reveal(spark, sample_lake):
-    reference = _reference_persons(sample_lake.landing)
+@pytest.fixture(scope="module")
+def reference_persons(sample_lake) -> _Persons:
+    """The landing files read once for both identity tests."""
+    return _reference_persons(sample_lake.landing)
+
+
+def test_customer_keys_are_the_persons_the_landing_files_reveal(spark, sample_lake, reference_persons):
+    reference = reference_persons
     identity = _table(spark, sample_lake, "silver.customer_identity")
     by_id = identity[identity["channel"] != "phone"]  # phone identities are salted hashes in silver
     nodes = by_id["channel"] + ":" + by_id["source_customer_id"]
@@ -258,7 +264,7 @@ def test_customer_keys_are_the_persons_the_landing_files_reveal(spark, sample_la
     )
 
 
-def test_no_key_holds_two_persons_and_linked_persons_have_one_key(spark, sample_lake):
+def test_no_key_holds_two_persons_and_linked_persons_have_one_key(spark, sample_lake, reference_persons):
     truth = pd.read_csv(sample_lake.landing / "_truth" / "identities.csv", dtype=str, keep_default_na=False)
     truth = truth[truth["namespace"] != "phone"]
     identity = _table(spark, sample_lake, "silver.customer_identity")
@@ -268,7 +274,7 @@ def test_no_key_holds_two_persons_and_linked_persons_have_one_key(spark, sample_
     assert len(joined) >= len(truth) - sample_lake.manifest["faults"]["by_kind"].get("missing_id", 0)
     known = joined[joined["person_id"] != ""]
     assert known.groupby("customer_key")["person_id"].nunique().max() == 1, "two persons merged into one key"
-    reference = _reference_persons(sample_lake.landing)
+    reference = reference_persons
     known = known.assign(
         component=(known["namespace"] + ":" + known["source_customer_id"]).map(reference.find)
     )

@@ -57,7 +57,8 @@ def segment_popular(
         F.broadcast(known_segments.withColumn("_known", F.lit(True))), "segment", "left"
     ).withColumn("segment", F.when(F.col("_known"), F.col("segment")))
     top = popular.where(F.col("popularity_rank") <= depth)
-    everyone = top.where(F.col("segment").isNull()).select(
+    overall = top.where(F.col("segment").isNull())
+    everyone = overall.select(
         "sku", F.col("score").alias("_overall_score"), F.col("popularity_rank").alias("_overall_rank")
     )
     own = top.where(F.col("segment").isNotNull())
@@ -78,9 +79,7 @@ def segment_popular(
             F.row_number().over(Window.partitionBy("segment").orderBy("popularity_rank", "sku")),
         )
         .where(F.col("popularity_rank") <= depth)
-        .unionByName(
-            top.where(F.col("segment").isNull()).select("segment", "sku", "score", "popularity_rank")
-        )
+        .unionByName(overall.select("segment", "sku", "score", "popularity_rank"))
     )
     return resolved.join(
         F.broadcast(segment_lists), resolved["segment"].eqNullSafe(segment_lists["segment"])
