@@ -1,4 +1,4 @@
-"""Small DataFrames built inside the JVM: no Python worker is started to produce their rows.
+"""Frames built or held inside the JVM: small local frames (no Python worker) and checkpointed frames.
 
 `spark.createDataFrame(python_rows)` makes a Python RDD: every task of every job that reads it (and of
 every later plan that unions or joins it) starts a Python worker, about a second each on 2 cores. Empty
@@ -8,16 +8,16 @@ a local relation.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
-from functools import reduce
 from typing import Any
 
 import pyspark.sql.functions as F
-from pyspark.sql import Column, DataFrame, SparkSession
-from pyspark.sql.types import ArrayType, DataType, MapType, Row, StructType
-
-CHUNK_ROWS = 32
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import ArrayType, DataType, MapType, Row, StringType, StructField, StructType
 
 
 def _schema(schema: StructType | str) -> StructType:
@@ -50,39 +50,66 @@ def local_frame(
     for record in records:
         if len(record) != len(struct.fields):
             raise ValueError(f"row {record!r} has {len(record)} values; the schema has {len(struct.fields)}")
-    literal_rows = [
-        F.struct(
-            *[
-                _literal(value, f.dataType).alias(f.name)
-                for value, f in zip(record, struct.fields, strict=True)
-            ]
-        )
-        for record in records
-    ]
-    # Chunks keep each generated expression small (one huge literal array trips Spark's 64 KB method limit).
-    chunks = [
-        spark.range(1).select(F.inline(F.array(*literal_rows[start : start + CHUNK_ROWS])))
-        for start in range(0, len(literal_rows), CHUNK_ROWS)
-    ]
-    return reduce(DataFrame.unionAll, chunks)
-
-
-def _literal(value: Any, data_type: DataType) -> Column:
-    """`value` as a literal of `data_type`; datetimes are naive UTC (the session time zone), never the host's."""
-    if value is None:
-        return F.lit(None).cast(data_type)
-    if isinstance(data_type, ArrayType):
-        return F.array(*[_literal(item, data_type.elementType) for item in value]).cast(data_type)
-    if isinstance(data_type, StructType):
-        values = value if isinstance(value, dict) else dict(zip(data_type.names, value, strict=True))
-        return F.struct(*[_literal(values.get(f.name), f.dataType).alias(f.name) for f in data_type.fields])
-    if isinstance(data_type, MapType):
-        pairs = [
-            part
-            for key, item in value.items()
-            for part in (_literal(key, data_type.keyType), _literal(item, data_type.valueType))
+    # The rows travel as one JSON text of strings, parsed and cast inside the JVM: one expression however
+    # many rows (a literal per value cost a few Py4J calls each, seconds for a gate's results).
+    text = json.dumps(
+        [
+            {f.name: _text(value, f.dataType) for value, f in zip(record, struct.fields, strict=True)}
+            for record in records
         ]
-        return F.create_map(*pairs).cast(data_type)
+    )
+    parsed = F.from_json(F.lit(text), ArrayType(_all_strings(struct)))
+    return (
+        spark.range(1)
+        .select(F.inline(parsed))
+        .select(*[F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) for f in struct.fields])
+    )
+
+
+def _all_strings(data_type: DataType) -> DataType:
+    """`data_type` with every leaf type replaced by string (the shape the JSON text is parsed into)."""
+    if isinstance(data_type, StructType):
+        return StructType([StructField(f.name, _all_strings(f.dataType)) for f in data_type.fields])
+    if isinstance(data_type, ArrayType):
+        return ArrayType(_all_strings(data_type.elementType))
+    if isinstance(data_type, MapType):
+        return MapType(StringType(), _all_strings(data_type.valueType))
+    return StringType()
+
+
+def _text(value: Any, data_type: DataType) -> Any:
+    """`value` with every leaf as the string Spark casts to `data_type` exactly (datetimes naive UTC)."""
+    if value is None:
+        return None
+    if isinstance(data_type, ArrayType):
+        return [_text(item, data_type.elementType) for item in value]
+    if isinstance(data_type, MapType):
+        return {
+            str(_text(key, data_type.keyType)): _text(item, data_type.valueType)
+            for key, item in value.items()
+        }
+    if isinstance(data_type, StructType):
+        values = value.asDict() if isinstance(value, Row) else value
+        values = values if isinstance(values, dict) else dict(zip(data_type.names, values, strict=True))
+        return {f.name: _text(values.get(f.name), f.dataType) for f in data_type.fields}
     if isinstance(value, (datetime, date)):
-        return F.lit(value.isoformat()).cast(data_type)
-    return F.lit(value).cast(data_type)
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@contextmanager
+def checkpointed(df: DataFrame) -> Iterator[DataFrame]:
+    """`df` computed once into executor memory (spilling to disk) with its lineage cut; freed when the block ends.
+
+    For a frame that many small queries read (a Great Expectations validation issues dozens): with
+    `persist` every query still analyses and optimises the whole lineage (a second or more each on deep
+    gold plans); the checkpointed frame's plan is one in-memory scan. Use the frame only inside the block.
+    """
+    frame = df.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
+    try:
+        yield frame
+    finally:
+        # The checkpoint's blocks belong to the RDD under the frame's one-node plan (a LogicalRDD).
+        frame._jdf.queryExecution().logical().rdd().unpersist(False)

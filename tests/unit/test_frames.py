@@ -1,12 +1,14 @@
 """Small frames built in the JVM: exact types, naive-UTC timestamps, and no Python RDD behind them."""
 
+import math
 from datetime import date, datetime
 from decimal import Decimal
 
+import pyspark.sql.functions as F
 import pytest
 from chispa import assert_df_equality
 
-from o2o.frames import empty_frame, local_frame
+from o2o.frames import checkpointed, empty_frame, local_frame
 
 SCHEMA = "run_id string, as_of date, at timestamp, amount decimal(12,2), rows long, tags array<string>"
 
@@ -54,3 +56,30 @@ def test_empty_frame_has_the_schema_and_no_rows(spark):
 def test_a_row_of_the_wrong_width_is_refused(spark):
     with pytest.raises(ValueError, match="has 2 values; the schema has 6"):
         local_frame(spark, [("r1", None)], SCHEMA)
+
+
+def test_nested_booleans_special_doubles_and_many_rows_keep_their_values(spark):
+    schema = "n int, ok boolean, x double, details map<string,bigint>, pair struct<at:timestamp,amount:decimal(5,1)>"
+    rows = [
+        (i, i % 2 == 0, i / 7, {"k": i}, (datetime(2026, 1, 1, 0, 0, i % 60), Decimal(f"{i}.5")))
+        for i in range(500)
+    ]
+    rows.append((500, None, float("nan"), None, None))
+    rows.append((501, False, float("-inf"), {}, {"at": None, "amount": Decimal("-0.1")}))
+    result = {row["n"]: row for row in local_frame(spark, rows, schema).collect()}
+    assert len(result) == 502
+    assert result[14]["ok"] is True and result[13]["ok"] is False and result[13]["x"] == 13 / 7
+    assert result[59]["details"] == {"k": 59} and result[59]["pair"]["at"] == datetime(2026, 1, 1, 0, 0, 59)
+    assert result[59]["pair"]["amount"] == Decimal("59.5")
+    assert math.isnan(result[500]["x"]) and result[500]["ok"] is None and result[500]["pair"] is None
+    assert result[501]["x"] == float("-inf") and result[501]["details"] == {}
+    assert result[501]["pair"]["at"] is None and result[501]["pair"]["amount"] == Decimal("-0.1")
+
+
+def test_checkpointed_frame_has_a_one_node_plan_and_is_freed_after_the_block(spark):
+    deep = spark.range(100).withColumn("y", F.col("id") * 2).groupBy((F.col("id") % 3).alias("k")).count()
+    persisted_before = set(spark.sparkContext._jsc.getPersistentRDDs().keySet())
+    with checkpointed(deep) as frame:
+        assert sorted(tuple(r) for r in frame.collect()) == [(0, 34), (1, 33), (2, 33)]
+        assert frame._jdf.queryExecution().logical().getClass().getSimpleName() == "LogicalRDD"
+    assert set(spark.sparkContext._jsc.getPersistentRDDs().keySet()) == persisted_before

@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from o2o import lake, quality
 from o2o.config import Config
 from o2o.contracts import GOLD
-from o2o.frames import empty_frame
+from o2o.frames import checkpointed, empty_frame
 from o2o.gold.campaign import campaign_effect, campaign_outcomes
 from o2o.gold.kpis import channel_kpis
 from o2o.gold.rfm import customer_values, order_facts, score_rfm
@@ -99,17 +99,22 @@ def _write(
     accept: tuple[str, ...],
 ) -> int:
     name = f"gold.{table}"
-    rows = conform(df, table)
-    quality.gate(spark, cfg, name, rows, run_id=run_id, stage=STAGE, as_of=as_of, accept=accept)
-    lake.replace_snapshot(rows, cfg, name, as_of)
-    # Counted from the written snapshot (Delta statistics), not by recomputing the plan.
-    return lake.read(spark, cfg, name).where(F.col("as_of") == F.lit(as_of)).count()
+    # Computed once: the gate and the write read the same materialised rows.
+    with checkpointed(conform(df, table)) as rows:
+        quality.gate(spark, cfg, name, rows, run_id=run_id, stage=STAGE, as_of=as_of, accept=accept)
+        lake.replace_snapshot(rows, cfg, name, as_of)
+        return rows.count()
 
 
 def run(
     spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tuple[str, ...] = ()
 ) -> StageResult:
     """Silver -> every gold snapshot of `as_of`; each replaces only its own as_of partition."""
+    with quality.batched_results(spark, cfg):  # one ops.dq_results commit for the stage's gates
+        return _run(spark, cfg, as_of, run_id, accept)
+
+
+def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tuple[str, ...]) -> StageResult:
     rules = load_segment_rules(cfg.resolve(cfg.gold.segments_file))
     campaigns = load_campaigns(cfg.resolve(cfg.gold.campaigns_file), rules)
     result = StageResult(

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
 import pyspark.sql.functions as F
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from o2o import lake, runs
 from o2o.config import Config
 from o2o.contracts import FEEDS
+from o2o.frames import checkpointed
 from o2o.quality.checks import HINTS, Inputs, Plan, Planned, plan_suite
 from o2o.quality.report import CheckResult, GateReport, QualityGateFailed, format_report
 from o2o.quality.results import RESULTS_TABLE, append_results
@@ -59,8 +59,9 @@ def gate(
     updates Data Docs. Raises QualityGateFailed when a critical expectation fails that is not in `accept`
     (names as `expectation(column)` or `table:expectation(column)`); failed warnings are logged and recorded.
     `related` holds other tables the suite refers to (e.g. {"silver.customers": df}); missing ones are read
-    from the lake. The gate caches its own derived frame for the validation and releases it afterwards;
-    callers that write `df` afterwards should cache `df` themselves so the stage computes it only once.
+    from the lake. The gate checkpoints its own frame for the validation and releases it afterwards;
+    callers that write `df` afterwards should materialise `df` first (`frames.checkpointed`, or a staged
+    Parquet frame) so the stage computes it only once.
     """
     report = _validate(
         spark, cfg, table, df, run_id=run_id, stage=stage, as_of=as_of, related=related, accept=accept
@@ -140,10 +141,9 @@ def _validate(
     report.suite_path = suite.path
     plan = plan_suite(df, suite, _inputs(spark, cfg, suite, stage, table, as_of, related))
     report.skipped.extend(plan.skipped)
-    # One cached frame for all GX metric queries and the example rows (derived columns computed in the same pass).
-    own_cache = bool(plan.derived_columns) or not df.is_cached
-    frame = plan.frame.persist(StorageLevel.MEMORY_AND_DISK) if own_cache else plan.frame
-    try:
+    # One checkpointed frame for all GX metric queries and the example rows (derived columns computed in the
+    # same pass): dozens of small queries, each on a one-node plan instead of the table's whole lineage.
+    with checkpointed(plan.frame) as frame:
         docs_root = _docs_root(cfg)
         specs = [
             gx_adapter.ExpectationSpec(
@@ -168,9 +168,6 @@ def _validate(
             _result(cfg, table, suite, plan, item, outcomes[item.check.name], frame, accept)
             for item in plan.planned
         ]
-    finally:
-        if own_cache:
-            frame.unpersist()
     report.duration_s = time.monotonic() - started
     if _batch is not None:
         _batch.reports.append(report)

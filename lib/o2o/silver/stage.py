@@ -118,7 +118,8 @@ def run(
     """bronze.<feed> increments -> silver customers, identities, products, orders, order lines, interactions, quarantine."""
     lake.clear_staging(spark, cfg, "silver")  # a killed run's leftovers
     try:
-        return _run(spark, cfg, as_of, run_id, accept)
+        with quality.batched_results(spark, cfg):  # one ops.dq_results commit for the stage's gates
+            return _run(spark, cfg, as_of, run_id, accept)
     finally:
         lake.clear_staging(spark, cfg, "silver")
 
