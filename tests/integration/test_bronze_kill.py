@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -18,6 +13,7 @@ from o2o import lake
 from o2o.bronze import ingest
 from o2o.contracts import FEEDS, LANDING_FORMAT
 from o2o.sources.generator import generate
+from processes import delta_commit, kill_o2o_when
 
 pytestmark = pytest.mark.slow
 
@@ -39,26 +35,13 @@ def test_killed_run_then_rerun_has_exact_counts(spark, cfg, tmp_path):
     generate(cfg, str(landing), customers=400, days=6, seed=3)
     expected = records_per_file(landing)
     env = {
-        **os.environ,
         "O2O__LAKE__ROOT": cfg.resolve(cfg.lake.root),
         "O2O__LAKE__LANDING": str(landing),
         "O2O__SPARK__MASTER": "local[1]",
         "O2O__SPARK__SHUFFLE_PARTITIONS": "2",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "o2o.cli", "run", "bronze", "--as-of", "2026-06-06"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # the JVM is a child: kill the whole group
-    )
-    first_commit = Path(lake.table_path(cfg, f"bronze.{FEEDS[0]}")) / "_delta_log" / f"{1:020d}.json"
-    deadline = time.time() + 300
-    while not first_commit.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    assert process.poll() is None, "the bronze run ended before it could be killed mid-way"
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    first_commit = delta_commit(lake.table_path(cfg, f"bronze.{FEEDS[0]}"), 1)
+    kill_o2o_when(["run", "bronze", "--as-of", "2026-06-06"], env, first_commit, timeout_s=300)
     assert lake.version(spark, cfg, f"bronze.{FEEDS[-1]}") in (None, 0), "the kill came after the last feed"
 
     ingest.run(spark, cfg, date(2026, 6, 6), "rerun")

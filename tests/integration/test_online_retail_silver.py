@@ -28,6 +28,7 @@ import pytest
 
 from o2o import lake, runs
 from o2o.pipeline import run_pipeline
+from o2o.silver.identity import MEMBER
 from o2o.sources.online_retail import to_landing
 from realdata import require_data
 
@@ -147,6 +148,6 @@ def test_silver_reproduces_the_readme_facts(spark, retail_lake):
     assert row["revenue"] == in_cents
     assert abs(row["revenue"] - README["clean_revenue"]) <= Decimal("0.02")
     # One person per customer id: the data set has no phone or e-mail to link two ids.
-    identities = lake.read(spark, cfg, "silver.customer_identity").where(F.col("channel") == "pos")
+    identities = lake.read(spark, cfg, "silver.customer_identity").where(F.col("channel") == MEMBER)
     assert identities.count() == kept["Customer ID"].nunique()
     assert identities.select("customer_key").distinct().count() == kept["Customer ID"].nunique()

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from o2o import lake
 from o2o.contracts import SILVER
 from o2o.pipeline import run_stage
+from processes import delta_commit, kill_o2o_when
 
 # A whole silver run and most of another on the sample lake (about 5 minutes): `make test-pipeline`.
 pytestmark = pytest.mark.pipeline
@@ -28,22 +23,13 @@ def test_killed_silver_run_then_rerun_equals_the_clean_run(spark, sample_lake, t
     # The sample lake's bronze (same landing files); its silver is the clean run to compare against.
     shutil.copytree(sample_lake.root / "bronze", root / "bronze")
     cfg = sample_lake.cfg.replace(lake={"root": str(root)})
-    env = {**os.environ, **sample_lake.env(), "O2O__LAKE__ROOT": str(root)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "o2o.cli", "run", "silver", "--as-of", sample_lake.as_of.isoformat()],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # the JVM is a child: kill the whole group
-    )
     # Killed once silver.orders is merged: quarantine and products are written, the rest is not.
-    orders_merged = Path(lake.table_path(cfg, "silver.orders")) / "_delta_log" / f"{1:020d}.json"
-    deadline = time.time() + 600
-    while not orders_merged.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    assert process.poll() is None, "the silver run ended before it could be killed mid-way"
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    orders_merged = delta_commit(lake.table_path(cfg, "silver.orders"), 1)
+    kill_o2o_when(
+        ["run", "silver", "--as-of", sample_lake.as_of.isoformat()],
+        {**sample_lake.env(), "O2O__LAKE__ROOT": str(root)},
+        orders_merged,
+    )
     assert not lake.exists(spark, cfg, "silver.customer_identity"), "the kill came after the last write"
     assert not lake.exists(spark, cfg, "ops.silver_watermarks")
 

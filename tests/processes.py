@@ -1,0 +1,36 @@
+"""Run an `o2o` command in another process and SIGKILL it mid-way: what the kill-safety tests share."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def kill_o2o_when(args: list[str], env: dict[str, str], marker: Path, timeout_s: float = 600) -> None:
+    """Start `python -m o2o.cli <args>`, SIGKILL its whole process group as soon as `marker` exists.
+
+    Fails when the command ends (or the timeout passes) before the marker appears: the kill must land mid-run.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-m", "o2o.cli", *args],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the JVM is a child: kill the whole group
+    )
+    deadline = time.time() + timeout_s
+    while not marker.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert process.poll() is None, f"`o2o {' '.join(args)}` ended before it could be killed mid-way"
+    assert marker.exists(), f"{marker} did not appear within {timeout_s} s"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def delta_commit(table_path: str, version: int) -> Path:
+    """The commit file of `version` in a Delta table's log (it exists once that version is committed)."""
+    return Path(table_path) / "_delta_log" / f"{version:020d}.json"
