@@ -2,8 +2,8 @@
 
 `spark.createDataFrame(python_rows)` makes a Python RDD: every task of every job that reads it (and of
 every later plan that unions or joins it) starts a Python worker, about a second each on 2 cores. Empty
-seeds for unions, run-log rows and dq results are built here instead, as literals that Spark folds into
-a local relation.
+seeds for unions, run-log rows and dq results are built here instead, from one JSON literal that the JVM
+parses and casts to the schema.
 """
 
 from __future__ import annotations
