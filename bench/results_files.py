@@ -297,10 +297,37 @@ def _startup(result: dict) -> list[str]:
     ]
 
 
+def _gold(result: dict) -> list[str]:
+    rows = [
+        [
+            f"{s['order_lines']:,}",
+            _seconds(s["stage_seconds"]),
+            _seconds(s["gate_seconds"]),
+            f"{s['gate_share']:.1%}",
+            f"{s['order_lines_per_second']:,}",
+            f"{s['rows_out'].get('customer_rfm', 0):,}",
+            "on" if s["data_docs"] else "off",
+        ]
+        for s in result["scales"]
+    ]
+    return [
+        "",
+        "## Gold stage and its quality gates",
+        "",
+        f"The whole gold stage (`o2o run gold`: every snapshot, its gate, its Delta write) as of {result['as_of']},",
+        "on silver tables holding the RFM part's synthetic orders. Gate time is the time inside the gates",
+        "(Great Expectations and our own checks, on frames already computed), Data Docs rendering included.",
+        "",
+        *_table(
+            ["order lines", "stage s", "gates s", "gate share", "lines/s", "RFM customers", "Data Docs"], rows
+        ),
+    ]
+
+
 def markdown(results: dict) -> str:
     """The Markdown report of one run."""
     lines = _header(results) + _targets(results) + _parts(results)
-    sections = {"rfm": _rfm, "als": _als, "movielens": _movielens, "startup": _startup}
+    sections = {"rfm": _rfm, "gold": _gold, "als": _als, "movielens": _movielens, "startup": _startup}
     for name, render in sections.items():
         part = results["parts"].get(name) or {}
         if part.get("result"):

@@ -1,10 +1,10 @@
-"""`make bench`: start-up, implicit ALS vs implicit, MovieLens ALS vs Surprise, RFM vs pandas and DuckDB; results to bench/results/.
+"""`make bench`: start-up, ALS vs implicit, MovieLens ALS vs Surprise, RFM vs pandas and DuckDB, the gold stage and its gates.
 
-Usage: .venv/bin/python bench/run.py [--scales 100000,1000000,5000000] [--parts startup,als,movielens,rfm]
+Usage: .venv/bin/python bench/run.py [--scales 100000,1000000,5000000] [--parts startup,als,movielens,rfm,gold]
        [--budget-minutes 35] [--als-events 500000] [--folds 1,2,3,4,5]
 Writes bench/results/<YYYY-MM-DD>.json and .md (today's date); exits non-zero when a part failed.
-An RFM scale whose estimated time (extrapolated from the scales before) would overrun the budget is
-skipped and listed as skipped.
+Results go to bench/results/. An RFM scale whose estimated time (extrapolated from the scales before)
+would overrun the budget is skipped and listed as skipped; so is a gold scale once the budget is spent.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import psutil
 from pyspark.sql import SparkSession
 
 import als_bench
+import gold_bench
 import movielens_bench
 import results_files
 import rfm_bench
@@ -36,7 +37,7 @@ from o2o.config import Config, load_config
 from o2o.spark import get_spark, java_major_version
 
 PROJECT = Path(__file__).resolve().parents[1]
-PARTS = ("startup", "als", "movielens", "rfm")
+PARTS = ("startup", "als", "movielens", "rfm", "gold")
 DEFAULT_SCALES = "100000,1000000,5000000"
 AS_OF = date(2026, 6, 30)
 PACKAGES = (
@@ -160,6 +161,25 @@ def rfm_part(
     return result
 
 
+def gold_part(
+    spark: SparkSession, cfg: Config, args: argparse.Namespace, deadline: float, settings: dict
+) -> dict:
+    """The whole gold stage at every requested scale (smallest first) while the budget lasts; gate share of each."""
+    work = Path(args.work_dir)
+    result: dict = {"as_of": AS_OF.isoformat(), "scales": []}
+    for lines in args.scales:
+        if time.monotonic() > deadline:
+            settings["scales_skipped"].append(
+                {"order_lines": lines, "part": "gold", "reason": "budget spent"}
+            )
+            print(f"bench: gold {lines:,} lines skipped: budget spent", flush=True)
+            continue
+        print(f"bench: gold stage {lines:,} order lines", flush=True)
+        data, _ = synthetic_orders.ensure(spark, work, lines, AS_OF, cfg.gold.lookback_days)
+        result["scales"].append(gold_bench.bench_scale(spark, cfg, data, work / f"gold_lake_{lines}"))
+    return result
+
+
 def versions() -> dict:
     found = {}
     for package in PACKAGES:
@@ -230,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         parts["rfm"] = measured_part(
             lambda: rfm_part(spark, args, cfg.gold.lookback_days, deadline, settings)
         )
+    if "gold" in args.parts:
+        parts["gold"] = measured_part(lambda: gold_part(spark, cfg, args, deadline, settings))
     spark.stop()
 
     machine["load_average_end"] = os.getloadavg()

@@ -109,6 +109,27 @@ def movielens_targets(parts: dict) -> list[dict]:
     ]
 
 
+GATE_SHARE_MAX = 0.25
+GATE_SHARE_LINES = 1_000_000
+
+
+def gate_targets(parts: dict) -> list[dict]:
+    """The gold stage's gates under 25% of its time at 1M order lines."""
+    name = "Gold stage at 1M order lines: quality gates under 25% of stage time"
+    scales = ((parts.get("gold") or {}).get("result") or {}).get("scales", [])
+    at_target = next((s for s in scales if s["order_lines"] == GATE_SHARE_LINES), None)
+    if at_target is None:
+        return [_target(name, "-", None, "gold part not run at 1M lines")]
+    return [
+        _target(
+            name,
+            f"{at_target['gate_share']:.1%} (gates {at_target['gate_seconds']:.1f} s of "
+            f"{at_target['stage_seconds']:.1f} s)",
+            at_target["gate_share"] < GATE_SHARE_MAX,
+        )
+    ]
+
+
 def evaluate(parts: dict) -> list[dict]:
     """Every target with its measured number and verdict."""
-    return [*rfm_targets(parts), *als_targets(parts), *movielens_targets(parts)]
+    return [*rfm_targets(parts), *als_targets(parts), *movielens_targets(parts), *gate_targets(parts)]

@@ -6,11 +6,13 @@ import hashlib
 from datetime import datetime, timezone
 
 import numpy as np
+import pyspark.sql.functions as F
 import pytest
 from chispa import assert_df_equality
 
 from o2o.contracts import SILVER, bronze_schema
 from o2o.frames import local_frame
+from o2o.silver.pii import canonical_phone
 from o2o.silver.identity import (
     LINK_SCHEMA,
     OBSERVATION_SCHEMA,
@@ -414,6 +416,33 @@ def test_phone_formats_and_channels_link_one_person(spark):
     keys = {r.namespace: r.customer_key for r in result.assignments.collect()}
     assert keys["online_account"] == keys["mini_program"] == keys["phone"] == new_key("mini_program:op-1")
     assert keys["member"] == new_key("member:M001")
+
+
+def test_canonical_phone_follows_the_rules_in_order(spark):
+    typed_to_e164 = {
+        "138-1234-5678": "+8613812345678",  # national number of the default country
+        "(+86) 138 1234 5678": "+8613812345678",  # leading '+': kept as typed
+        "0086 13812345678": "+8613812345678",  # '00' international prefix
+        "8613812345678": "+8613812345678",  # country code and 11 digits already there
+        "010 6552 9988": "+861065529988",  # leading '0': national trunk prefix
+        "+44 20 7946 0958": "+442079460958",
+        "0044 20 7946 0958": "+442079460958",
+        "++86 138 1234 5678": "+8613812345678",  # a second '+' is noise
+        "+0086 13812345678": "+008613812345678",  # '+' wins over '00': kept as typed
+        "86 1381234567": "+86861381234567",  # '86' + 10 digits is not a country code, a national number
+        "12-34-56": None,  # six digits: too short to be a phone
+        "+": None,
+        "": None,
+        None: None,
+    }
+    df = spark.createDataFrame([(typed,) for typed in typed_to_e164], "typed string")
+
+    got = {
+        r["typed"]: r["e164"]
+        for r in df.select("typed", canonical_phone(F.col("typed"), "86").alias("e164")).collect()
+    }
+
+    assert got == typed_to_e164
 
 
 def test_observations_never_hold_raw_phone_or_email(spark):

@@ -100,10 +100,13 @@ def member_source_id(card: Column) -> Column:
     return F.when(F.length(normalised) > 0, normalised)
 
 
-def pos_identity(member_card: Column, phone: Column, salt: str, country_code: str) -> tuple[Column, Column]:
-    """(namespace, source_customer_id) of a POS sale: the member card, else the phone hash; both null when anonymous."""
+def pos_identity(member_card: Column, phone_hash: Column) -> tuple[Column, Column]:
+    """(namespace, source_customer_id) of a POS sale: the member card, else the phone hash; both null when anonymous.
+
+    `phone_hash` is a column computed beforehand (salted_hash of canonical_phone), so the hash is computed once
+    per row rather than once per use.
+    """
     card = member_source_id(member_card)
-    phone_hash = salted_hash(canonical_phone(phone, country_code), salt)
     namespace = F.when(card.isNotNull(), F.lit(MEMBER)).when(phone_hash.isNotNull(), F.lit(PHONE))
     return namespace, F.coalesce(card, phone_hash)
 
@@ -229,8 +232,8 @@ def identity_observations(
             )
         )
     if "pos_sales" in feeds:
-        pos = _usable(feeds["pos_sales"])
-        namespace, source_id = pos_identity(F.col("member_card"), F.col("phone"), salt, country_code)
+        pos = _usable(feeds["pos_sales"]).withColumn("_phone_hash", phone_hash(F.col("phone")))
+        namespace, source_id = pos_identity(F.col("member_card"), F.col("_phone_hash"))
         parts.append(
             pos.select(
                 *_observation(
@@ -239,7 +242,7 @@ def identity_observations(
                     F.lit("pos"),
                     _local_to_utc(F.col("sold_at_local"), F.col("store_id"), store_timezones),
                     member_id=member_source_id(F.col("member_card")),
-                    phone_hash=phone_hash(F.col("phone")),
+                    phone_hash=F.col("_phone_hash"),
                 )
             )
         )

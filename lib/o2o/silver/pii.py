@@ -33,18 +33,21 @@ def canonical_phone(phone: Column, default_country_code: str) -> Column:
     """E.164 form (+<country><number>) of a phone typed in any common way; null when too short to be one.
 
     '138-1234-5678', '(+86) 138 1234 5678', '0086 13812345678' and '8613812345678' all become '+8613812345678'.
+    Rules in order: a leading '+' keeps the number as typed; '00' is the international prefix; <cc> plus 11
+    digits already holds the country code; a leading '0' is the national trunk prefix; anything else is a
+    national number of the default country.
     """
-    kept = F.regexp_replace(F.trim(phone), r"[^0-9+]", "")
-    digits = F.regexp_replace(kept, r"\+", "")
     cc = default_country_code
-    e164 = (
-        F.when(kept.startswith("+"), F.concat(F.lit("+"), digits))
-        .when(digits.startswith("00"), F.concat(F.lit("+"), F.substring(digits, 3, 100)))
-        .when(digits.startswith(cc) & (F.length(digits) == len(cc) + 11), F.concat(F.lit("+"), digits))
-        .when(digits.startswith("0"), F.concat(F.lit(f"+{cc}"), F.substring(digits, 2, 100)))
-        .otherwise(F.concat(F.lit(f"+{cc}"), digits))
-    )
-    return F.when(F.length(digits) >= 7, e164)
+    # One chain of rewrites, each applied to the previous result: every step references its input once, so
+    # the expression stays linear (nested CASE branches over the same digits made Spark's generated code
+    # grow past the JVM's 64 KB method limit wherever the hash was used twice in a row).
+    kept = F.regexp_replace(phone, r"[^0-9+]", "")
+    e164 = F.regexp_replace(kept, r"(?<!^)\+", "")
+    e164 = F.regexp_replace(e164, r"^00", "+")
+    e164 = F.regexp_replace(e164, rf"^({cc}[0-9]{{11}})$", "+$1")
+    e164 = F.regexp_replace(e164, r"^0", f"+{cc}")
+    e164 = F.regexp_replace(e164, r"^([0-9])", f"+{cc}$1")
+    return F.when(F.length(F.regexp_replace(kept, r"\+", "")) >= 7, e164)
 
 
 def canonical_email(email: Column) -> Column:
