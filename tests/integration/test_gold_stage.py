@@ -78,6 +78,8 @@ def test_gold_stage_writes_snapshots_moves_and_reruns_replace_only_their_as_of(s
         assert lake.exists(spark, cfg, f"gold.{table}"), table
         assert lake.read(spark, cfg, f"gold.{table}").schema.fieldNames() == GOLD[table].fieldNames()
     assert first.details["previous_as_of"] is None and second.details["previous_as_of"] == FIRST
+    # Rows in: the orders placed up to each as-of (five by 03-31, all seven by 04-30).
+    assert (first.rows_in, second.rows_in) == (5, 7)
     # As of 03-31 (window 01-31..03-31): c1, c2, c3; as of 04-30 (window 03-02..04-30): c1, c3, c4 (c2 dropped out).
     moves = _snapshot(spark, cfg, "segment_move_customers", SECOND).select(
         "customer_key", "previous_segment", "segment"

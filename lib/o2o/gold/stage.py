@@ -126,6 +126,8 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
     lookback = cfg.gold.lookback_days
 
     facts = order_facts(orders, lines, as_of).persist(StorageLevel.MEMORY_AND_DISK)
+    # Rows in: the orders up to as_of that gold reads (counting also fills the cache every branch uses).
+    result.rows_in = facts.count()
     # The values feed four branches of the scoring plan (three score tables and the customers themselves).
     values = customer_values(facts, as_of, lookback).persist(StorageLevel.MEMORY_AND_DISK)
     current = customer_rfm(values, as_of, rules).persist(StorageLevel.MEMORY_AND_DISK)
