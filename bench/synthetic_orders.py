@@ -66,7 +66,7 @@ def draw(key: Column, salt: str, modulus: int) -> Column:
     return F.pmod(F.xxhash64(key, F.lit(salt)), F.lit(modulus))
 
 
-def _conform(frame: DataFrame, schema: StructType) -> DataFrame:
+def conform(frame: DataFrame, schema: StructType) -> DataFrame:
     """The frame's columns in the contract's order and types."""
     return frame.select(*[F.col(field.name).cast(field.dataType).alias(field.name) for field in schema])
 
@@ -91,7 +91,7 @@ def order_lines(spark: SparkSession, lines: int, partitions: int) -> DataFrame:
     quantity = F.when(is_return, -(1 + draw(F.col("id"), "returned", 2))).otherwise(
         1 + draw(F.col("id"), "quantity", 3)
     )
-    return _conform(
+    return conform(
         spark.range(0, lines, numPartitions=partitions)
         .withColumn("order_no", order_no)
         .select(
@@ -125,7 +125,7 @@ def orders(spark: SparkSession, lines: int, as_of: date, lookback_days: int, par
     cancelled = ~is_pos & ~is_return & (draw(order_no, "cancelled", 1000) < CANCELLED_SHARE_PERMILLE)
     store = F.format_string("S%03d", 1 + draw(order_no, "store", STORES))
     order_ts = F.timestamp_seconds(F.lit(_epoch(first_day)) + draw(order_no, "ts", span_seconds))
-    return _conform(
+    return conform(
         spark.range(0, blocks * ORDERS_PER_BLOCK, numPartitions=partitions).select(
             F.format_string("o%010d", order_no).alias("order_id"),
             channel.alias("channel"),

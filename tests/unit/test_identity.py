@@ -12,7 +12,6 @@ from chispa import assert_df_equality
 
 from o2o.contracts import SILVER, bronze_schema
 from o2o.frames import local_frame
-from o2o.silver.pii import canonical_phone
 from o2o.silver.identity import (
     LINK_SCHEMA,
     OBSERVATION_SCHEMA,
@@ -23,6 +22,7 @@ from o2o.silver.identity import (
     resolve_identities,
     retired_customer_keys,
 )
+from o2o.silver.pii import canonical_phone
 
 SALT = "test-salt"
 RUN_TS = datetime(2026, 7, 1, 0, 0, tzinfo=timezone.utc)

@@ -11,7 +11,8 @@ from pyspark.sql.types import BooleanType, StringType, StructField, StructType, 
 
 from o2o.contracts import CHANNELS, CORRUPT, SILVER
 from o2o.frames import empty_frame
-from o2o.silver.pii import canonical_email, canonical_phone, salted_hash
+from o2o.silver import pii
+from o2o.silver.pii import canonical_email, salted_hash
 
 # Identity namespaces (customer_identity.channel holds the namespace).
 ONLINE_ACCOUNT = "online_account"  # web/app platform account
@@ -103,8 +104,8 @@ def member_source_id(card: Column) -> Column:
 def pos_identity(member_card: Column, phone_hash: Column) -> tuple[Column, Column]:
     """(namespace, source_customer_id) of a POS sale: the member card, else the phone hash; both null when anonymous.
 
-    `phone_hash` is a column computed beforehand (salted_hash of canonical_phone), so the hash is computed once
-    per row rather than once per use.
+    `phone_hash` is a column computed beforehand (pii.phone_hash), so the hash is computed once per row rather
+    than once per use.
     """
     card = member_source_id(member_card)
     namespace = F.when(card.isNotNull(), F.lit(MEMBER)).when(phone_hash.isNotNull(), F.lit(PHONE))
@@ -182,7 +183,7 @@ def identity_observations(
     """
 
     def phone_hash(column: Column) -> Column:
-        return salted_hash(canonical_phone(column, country_code), salt)
+        return pii.phone_hash(column, salt, country_code)
 
     def email_hash(column: Column) -> Column:
         return salted_hash(canonical_email(column), salt)

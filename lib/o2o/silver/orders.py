@@ -10,7 +10,7 @@ from pyspark.sql import Column, DataFrame, Window
 
 from o2o.contracts import MONEY, ONLINE_CHANNELS, ORDER_STATUSES, SILVER
 from o2o.silver.identity import clean_id, online_namespace, pos_identity
-from o2o.silver.pii import canonical_phone, salted_hash
+from o2o.silver.pii import phone_hash
 from o2o.silver.quarantine import (
     bad_timestamp,
     blank,
@@ -235,7 +235,7 @@ def triage_pos_sales(bronze: DataFrame, store_timezones: dict[str, str], latest_
 
 def _pos_customer(rows: DataFrame, salt: str, country_code: str) -> DataFrame:
     """POS rows with the identity namespace and source id of the buyer: member card, else phone hash, else none."""
-    hashed = rows.withColumn("_phone_hash", salted_hash(canonical_phone(F.col("phone"), country_code), salt))
+    hashed = rows.withColumn("_phone_hash", phone_hash(F.col("phone"), salt, country_code))
     namespace, source_id = pos_identity(F.col("member_card"), F.col("_phone_hash"))
     return hashed.withColumn("_namespace", namespace).withColumn("_source_id", source_id).drop("_phone_hash")
 

@@ -59,3 +59,8 @@ def canonical_email(email: Column) -> Column:
 def salted_hash(value: Column, salt: str) -> Column:
     """Hex SHA-256 of salt|value; null stays null."""
     return F.when(value.isNotNull(), F.sha2(F.concat(F.lit(salt), F.lit("|"), value), 256))
+
+
+def phone_hash(phone: Column, salt: str, default_country_code: str) -> Column:
+    """Salted hash of the canonical phone; null when the text is not a phone."""
+    return salted_hash(canonical_phone(phone, default_country_code), salt)
