@@ -324,10 +324,60 @@ def _gold(result: dict) -> list[str]:
     ]
 
 
+def _pipeline(result: dict) -> list[str]:
+    rows = []
+    for scale in result["scales"]:
+        for when, stages in (
+            ("full load", scale["stages"]),
+            ("one more day", scale["incremental_day"]["stages"]),
+        ):
+            for name, stage in stages.items():
+                rows.append(
+                    [
+                        f"{scale['order_lines']:,}",
+                        when,
+                        name,
+                        _seconds(stage["seconds"]),
+                        f"{stage['rows_in']:,}",
+                        f"{stage['rows_per_second']:,}" if stage["rows_per_second"] is not None else "-",
+                        f"{stage['gate_share']:.1%}" if stage["gate_share"] is not None else "-",
+                        stage["peak_rss_mb"],
+                    ]
+                )
+    exponent_rows = [[pair, *values.values()] for pair, values in result["exponents"].items()]
+    stages = list(next(iter(result["exponents"].values())).keys()) if result["exponents"] else []
+    lines = [
+        "",
+        "## Whole pipeline from landing files",
+        "",
+        f"Generated feeds over {result['days']} days, every stage as `o2o run <stage>` runs it (one warm session),",
+        "then one more day of files through bronze, silver and gold. Rows in: landing records (bronze), bronze",
+        "rows of the increment (silver), orders read (gold). Peak MB: driver Python + JVM at one instant.",
+        "",
+        *_table(
+            ["order lines", "run", "stage", "seconds", "rows in", "rows/s", "gate share", "peak MB"], rows
+        ),
+    ]
+    if exponent_rows:
+        lines += [
+            "Exponent of time against order lines (1.0 = linear):",
+            "",
+            *_table(["scales", *stages], exponent_rows),
+        ]
+    return lines
+
+
 def markdown(results: dict) -> str:
     """The Markdown report of one run."""
     lines = _header(results) + _targets(results) + _parts(results)
-    sections = {"rfm": _rfm, "gold": _gold, "als": _als, "movielens": _movielens, "startup": _startup}
+    sections = {
+        "rfm": _rfm,
+        "gold": _gold,
+        "pipeline": _pipeline,
+        "als": _als,
+        "movielens": _movielens,
+        "startup": _startup,
+    }
     for name, render in sections.items():
         part = results["parts"].get(name) or {}
         if part.get("result"):

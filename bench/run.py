@@ -1,10 +1,12 @@
-"""`make bench`: start-up, ALS vs implicit, MovieLens ALS vs Surprise, RFM vs pandas and DuckDB, the gold stage and its gates.
+"""`make bench`: start-up, ALS vs implicit, MovieLens ALS vs Surprise, RFM vs pandas and DuckDB, the gold stage and its
+gates, the whole pipeline from landing files.
 
-Usage: .venv/bin/python bench/run.py [--scales 100000,1000000,5000000] [--parts startup,als,movielens,rfm,gold]
-       [--budget-minutes 35] [--als-events 500000] [--folds 1,2,3,4,5]
+Usage: .venv/bin/python bench/run.py [--scales 100000,1000000,5000000] [--parts startup,als,movielens,rfm,gold,pipeline]
+       [--pipeline-scales 100000,1000000,5000000] [--budget-minutes 35] [--als-events 500000] [--folds 1,2,3,4,5]
 Writes bench/results/<YYYY-MM-DD>.json and .md (today's date); exits non-zero when a part failed.
 Results go to bench/results/. An RFM scale whose estimated time (extrapolated from the scales before)
-would overrun the budget is skipped and listed as skipped; so is a gold scale once the budget is spent.
+would overrun the budget is skipped and listed as skipped; so is a gold scale once the budget is spent, and a
+pipeline scale whose estimate (the scale before, grown in proportion to the lines) would overrun it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pyspark.sql import SparkSession
 import als_bench
 import gold_bench
 import movielens_bench
+import pipeline_bench
 import results_files
 import rfm_bench
 import startup_bench
@@ -37,7 +40,7 @@ from o2o.config import Config, load_config
 from o2o.spark import get_spark, java_major_version
 
 PROJECT = Path(__file__).resolve().parents[1]
-PARTS = ("startup", "als", "movielens", "rfm", "gold")
+PARTS = ("startup", "als", "movielens", "rfm", "gold", "pipeline")
 DEFAULT_SCALES = "100000,1000000,5000000"
 AS_OF = date(2026, 6, 30)
 PACKAGES = (
@@ -57,6 +60,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default=DEFAULT_SCALES, help="RFM order-line counts, comma-separated")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"any of {','.join(PARTS)}")
+    parser.add_argument(
+        "--pipeline-scales",
+        default=DEFAULT_SCALES,
+        help="order lines of the whole-pipeline runs, comma-separated",
+    )
     parser.add_argument("--budget-minutes", type=float, default=35.0)
     parser.add_argument("--als-events", type=int, default=500_000)
     parser.add_argument("--als-customers", type=int, default=10_000)
@@ -72,6 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default=str(PROJECT / "bench" / "results"))
     args = parser.parse_args(argv)
     args.scales = sorted(int(n) for n in args.scales.split(","))
+    args.pipeline_scales = sorted(int(n) for n in args.pipeline_scales.split(","))
     unknown = set(args.parts.split(",")) - set(PARTS)
     if unknown:
         parser.error(f"--parts: unknown {', '.join(sorted(unknown))}; choose from {','.join(PARTS)}")
@@ -180,6 +189,34 @@ def gold_part(
     return result
 
 
+def pipeline_part(
+    spark: SparkSession, cfg: Config, args: argparse.Namespace, deadline: float, settings: dict
+) -> dict:
+    """The whole pipeline from landing files at every scale that fits the budget, smallest first, and the exponents."""
+    work = Path(args.work_dir)
+    scales: list[dict] = []
+    for lines in args.pipeline_scales:
+        left = deadline - time.monotonic()
+        if scales:
+            last = scales[-1]
+            spent = (
+                last["generation_seconds"]
+                + last["pipeline_seconds"]
+                + sum(stage["seconds"] for stage in last["incremental_day"]["stages"].values())
+            )
+            estimate = spent * lines / last["order_lines_requested"]
+        else:
+            estimate = 0.0
+        if left <= 0 or estimate > left:
+            reason = f"estimated {estimate / 60:.0f} min, {max(left, 0) / 60:.0f} min of budget left"
+            settings["scales_skipped"].append({"order_lines": lines, "part": "pipeline", "reason": reason})
+            print(f"bench: pipeline {lines:,} lines skipped: {reason}", flush=True)
+            continue
+        print(f"bench: whole pipeline, {lines:,} order lines", flush=True)
+        scales.append(pipeline_bench.bench_scale(spark, cfg, lines, work))
+    return {"days": pipeline_bench.DAYS, "scales": scales, "exponents": pipeline_bench.exponents(scales)}
+
+
 def versions() -> dict:
     found = {}
     for package in PACKAGES:
@@ -252,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "gold" in args.parts:
         parts["gold"] = measured_part(lambda: gold_part(spark, cfg, args, deadline, settings))
+    if "pipeline" in args.parts:
+        parts["pipeline"] = measured_part(lambda: pipeline_part(spark, cfg, args, deadline, settings))
     spark.stop()
 
     machine["load_average_end"] = os.getloadavg()

@@ -130,6 +130,80 @@ def gate_targets(parts: dict) -> list[dict]:
     ]
 
 
+EXPONENT_MAX = 1.1
+EXPONENT_FROM, EXPONENT_TO = 1_000_000, 5_000_000
+INCREMENTAL_RATIO_MAX = 0.15
+
+
+def _pipeline_scales(parts: dict) -> tuple[list[dict], dict]:
+    result = (parts.get("pipeline") or {}).get("result") or {}
+    return result.get("scales", []), result.get("exponents", {})
+
+
+def pipeline_targets(parts: dict) -> list[dict]:
+    """Exponent <= 1.1 per stage from 1M to 5M lines; incremental day under 15% at 5M; gates under 25% at 1M.
+
+    A target whose scale did not run shows the largest scale(s) that did, unjudged.
+    """
+    scales, exponents = _pipeline_scales(parts)
+    exponent_name = "Pipeline: every stage's time grows with exponent <= 1.1 from 1M to 5M order lines"
+    incremental_name = "Pipeline, 5M order lines: one more day's silver + gold under 15% of the full load's"
+    gates_name = "Pipeline, 1M order lines: quality gates under 25% of each stage's time"
+    if not scales:
+        return [
+            _target(n, "-", None, "pipeline part not run")
+            for n in (exponent_name, incremental_name, gates_name)
+        ]
+    by_request = {s["order_lines_requested"]: s for s in scales}
+    found = []
+    judged = EXPONENT_FROM in by_request and EXPONENT_TO in by_request
+    if exponents:
+        pair = list(exponents)[-1]
+        if judged:
+            pair = next(k for k in exponents if k.endswith(f"->{by_request[EXPONENT_TO]['order_lines']}"))
+        shown = ", ".join(f"{stage} {value:.2f}" for stage, value in exponents[pair].items())
+        found.append(
+            _target(
+                exponent_name,
+                f"{pair} lines: {shown}",
+                max(exponents[pair].values()) <= EXPONENT_MAX if judged else None,
+                "" if judged else "1M and 5M scales not both run",
+            )
+        )
+    else:
+        found.append(_target(exponent_name, "-", None, "only one scale run"))
+    largest = by_request.get(EXPONENT_TO) or scales[-1]
+    day = largest["incremental_day"]
+    found.append(
+        _target(
+            incremental_name,
+            f"at {largest['order_lines']:,} lines: {day['ratio_to_full_load']:.1%} "
+            f"({day['silver_gold_seconds']:.1f} s of {day['silver_gold_full_load_seconds']:.1f} s)",
+            day["ratio_to_full_load"] < INCREMENTAL_RATIO_MAX if EXPONENT_TO in by_request else None,
+            "" if EXPONENT_TO in by_request else "5M scale not run",
+        )
+    )
+    at_gates = by_request.get(GATE_SHARE_LINES) or scales[-1]
+    shares = {
+        name: stage["gate_share"] for name, stage in at_gates["stages"].items() if stage["gate_seconds"]
+    }
+    found.append(
+        _target(
+            gates_name,
+            f"at {at_gates['order_lines']:,} lines: " + ", ".join(f"{k} {v:.1%}" for k, v in shares.items()),
+            max(shares.values()) < GATE_SHARE_MAX if GATE_SHARE_LINES in by_request else None,
+            "" if GATE_SHARE_LINES in by_request else "1M scale not run",
+        )
+    )
+    return found
+
+
 def evaluate(parts: dict) -> list[dict]:
     """Every target with its measured number and verdict."""
-    return [*rfm_targets(parts), *als_targets(parts), *movielens_targets(parts), *gate_targets(parts)]
+    return [
+        *rfm_targets(parts),
+        *als_targets(parts),
+        *movielens_targets(parts),
+        *gate_targets(parts),
+        *pipeline_targets(parts),
+    ]

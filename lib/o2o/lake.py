@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
 from o2o.config import Config
+from o2o.frames import checkpointed
 
 LAYERS = ("bronze", "silver", "gold", "ops")
 BOOKKEEPING_COLUMNS = ("updated_run_id", "run_id")
@@ -206,16 +207,18 @@ def merge_upsert(
         .where(F.col(f"t.{keys[0]}").isNull() | (F.expr(condition) if condition else F.lit(False)))
         .select("s.*")
     )
-    if effective.isEmpty():
-        return False
     on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    (
-        target.alias("t")
-        .merge(effective.alias("s"), on)
-        .whenMatchedUpdateAll(condition=condition)
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    # Computed once: the emptiness check and the MERGE read the same rows instead of the lineage twice.
+    with checkpointed(effective) as rows:
+        if rows.isEmpty():
+            return False
+        (
+            target.alias("t")
+            .merge(rows.alias("s"), on)
+            .whenMatchedUpdateAll(condition=condition)
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
     return True
 
 

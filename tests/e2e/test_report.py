@@ -13,6 +13,7 @@ from pathlib import Path
 import pyspark.sql.functions as F
 import pytest
 
+from browser import require_chromium
 from o2o import lake
 from o2o.report import build_report
 
@@ -62,13 +63,6 @@ class Elements(HTMLParser):
         return [t for t, attrs, _ in self.elements if attrs.get("id") == element_id]
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found:
-        pytest.fail("headless Chromium not found: install the Debian package (apt-get install -y chromium)")
-    return found
-
-
 def _run_browser(args: list[str], timeout: int = 240) -> str:
     """Run Chromium in its own process group; on a timeout end that group (only the browser we started)."""
     process = subprocess.Popen(
@@ -98,7 +92,7 @@ def test_report_renders_in_headless_chromium(spark, trained_sample_lake, tmp_pat
     page = path.read_text(encoding="utf-8")
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
 
-    browser = _chromium()
+    browser = require_chromium()
     common = [
         browser,
         *CHROMIUM_FLAGS,

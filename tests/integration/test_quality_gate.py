@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
 import subprocess
 from datetime import date, datetime
 from decimal import Decimal as D
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from browser import require_chromium
 from o2o import lake
 from o2o.contracts import OPS
 from o2o.quality import QualityGateFailed, format_report, gate, run_suite_on_table
@@ -118,9 +118,7 @@ def test_data_docs_index_lists_the_suite_and_the_failed_expectation(failed_order
     cfg, error = failed_orders
     index = Path(lake.reports_dir(cfg)) / "data_docs" / "index.html"
     assert index.exists() and error.report.data_docs == str(index)
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("chromium not installed (Debian package: chromium)")
+    chromium = require_chromium()
     dom = subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", index.as_uri()],
         capture_output=True,

@@ -42,7 +42,7 @@ def _mini_program_event(action: object) -> object:
 def triage_app_clickstream(bronze: DataFrame, latest_ts: datetime) -> DataFrame:
     """App events with `_event_ts`, `_event_type`, `_namespace`/`_source_id` (account, else device) and fates set."""
     rows = (
-        with_record_ids(bronze, "app_clickstream")
+        with_record_ids(bronze, "app_clickstream", cluster_by=("event_id",))
         .withColumn("_event_ts", F.try_to_timestamp("event_ts"))
         .withColumn("_event_type", F.lower(F.trim("event_type")))
         .withColumn(
@@ -81,7 +81,7 @@ def triage_mini_program_clickstream(bronze: DataFrame, latest_ts: datetime) -> D
     """Mini-program logs with `_event_ts` (epoch ms -> timestamp), `_event_type` (browse->view, add_cart->cart,
     collect->favourite), `_namespace`/`_source_id` (openid) and fates set."""
     rows = (
-        with_record_ids(bronze, "mini_program_clickstream")
+        with_record_ids(bronze, "mini_program_clickstream", cluster_by=("log_id",))
         .withColumn("_event_ts", F.timestamp_millis("ts"))
         .withColumn("_event_type", _mini_program_event(F.col("action")))
         .withColumn("_namespace", F.lit(MINI_PROGRAM))
@@ -116,7 +116,7 @@ def triage_reviews(bronze: DataFrame, latest_ts: datetime) -> DataFrame:
     later review_ts) supersedes the older one."""
     channel = F.lower(F.trim("channel"))
     rows = (
-        with_record_ids(bronze, "reviews")
+        with_record_ids(bronze, "reviews", cluster_by=("review_id",))
         .withColumn("_event_ts", F.try_to_timestamp("review_ts"))
         .withColumn("_channel", channel)
         .withColumn("_namespace", online_namespace(F.col("channel")))

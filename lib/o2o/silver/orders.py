@@ -21,6 +21,7 @@ from o2o.silver.quarantine import (
 )
 
 POS_TIME_FORMAT = "yyyy-MM-dd HH:mm:ss"
+POS_LINE_KEY = ("store_id", "receipt_no", "line_no")  # one POS sale line
 STATUS_SYNONYMS = {
     "new": "created",
     "pending": "created",
@@ -107,7 +108,7 @@ def triage_online_orders(bronze: DataFrame, store_ids: list[str], latest_ts: dat
     `exact_duplicate`; an older state of the same order (by `updated_ts`, event time) is `superseded_status_update`.
     """
     rows = (
-        with_record_ids(bronze, "online_orders")
+        with_record_ids(bronze, "online_orders", cluster_by=("order_id",))
         .withColumn("_order_ts", F.try_to_timestamp("order_ts"))
         .withColumn("_updated_ts", F.coalesce(F.try_to_timestamp("updated_ts"), F.col("_order_ts")))
         .withColumn("_status", canonical_status(F.col("status")))
@@ -180,7 +181,7 @@ def triage_pos_sales(bronze: DataFrame, store_timezones: dict[str, str], latest_
     The POS copy of a buy-online-pick-up-in-store order (a sale line carrying `online_order_id`) is
     `bopis_pos_copy`: the online order is the order, the copy only says where and when it was picked up.
     """
-    rows = with_record_ids(bronze, "pos_sales").withColumn(
+    rows = with_record_ids(bronze, "pos_sales", cluster_by=POS_LINE_KEY).withColumn(
         "_sold_at", pos_time_utc(F.col("sold_at_local"), store_timezone(F.col("store_id"), store_timezones))
     )
     checks = [
@@ -215,7 +216,7 @@ def triage_pos_sales(bronze: DataFrame, store_timezones: dict[str, str], latest_
 
     triaged = mark_duplicates(
         with_first_failure(rows, checks),
-        keys=["store_id", "receipt_no", "line_no"],
+        keys=list(POS_LINE_KEY),
         newest_first=[],
         other_category="conflicting_duplicate",
     )

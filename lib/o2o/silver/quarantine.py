@@ -51,15 +51,20 @@ def landing_columns(feed: str) -> list[str]:
     return [field.name for field in LANDING[feed].fields]
 
 
-def with_record_ids(bronze: DataFrame, feed: str) -> DataFrame:
+def with_record_ids(bronze: DataFrame, feed: str, cluster_by: tuple[str, ...] = ()) -> DataFrame:
     """Bronze rows with `_payload` (raw text), `_content` (hash of the parsed values) and a deterministic `_record_id`.
 
     `_record_id` = sha2(source file | payload | occurrence of that payload in that file), so the same bronze
     row always gets the same id and re-quarantining it (a rerun) is idempotent.
+    `cluster_by` (landing columns: the feed's business key) hash-partitions the rows once by that key, so
+    this window and `mark_duplicates`' windows on the same key share one shuffle instead of three. Equal
+    payloads parse to the same key, so adding it to the occurrence window changes no number.
     """
     content = F.to_json(F.struct(*[F.col(c) for c in landing_columns(feed)]))
     payload = F.coalesce(F.col(CORRUPT), F.col("_raw"), content)
-    occurrence = Window.partitionBy("_source_file", "_payload").orderBy("_payload")
+    occurrence = Window.partitionBy(*cluster_by, "_source_file", "_payload").orderBy("_payload")
+    if cluster_by:
+        bronze = bronze.repartition(*[F.col(c) for c in cluster_by])
     return (
         bronze.withColumn("_payload", payload)
         .withColumn("_content", F.sha2(F.coalesce(F.col(CORRUPT), content), 256))
@@ -122,8 +127,9 @@ def mark_duplicates(
     same_content = Window.partitionBy(valid, *keys, "_content").orderBy(*newest_first, "_record_id")
     same_key = Window.partitionBy(valid, *keys).orderBy(*newest_first, "_content", "_record_id")
     return (
-        rows.withColumn("_content_rank", F.row_number().over(same_content))
-        .withColumn("_key_rank", F.row_number().over(same_key))
+        # Key window first: its shuffle (by valid + keys) also serves the finer content window.
+        rows.withColumn("_key_rank", F.row_number().over(same_key))
+        .withColumn("_content_rank", F.row_number().over(same_content))
         .withColumn(
             "_duplicate",
             F.when(~valid, F.lit(None).cast("string"))

@@ -286,13 +286,16 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
 
     # Identity tables last, customer_identity the very last: until it is written a rerun resolves the
     # same merges again, so a run killed in between converges.
-    for table, rows in (("customers", customers), ("customer_identity", resolved.identity)):
+    # Each read by a gate and a MERGE: computed once, not once per read (edges re-derive every observation).
+    identity_rows = _pin(resolved.identity, cfg, "customer_identity")
+    edges = _pin(resolved.edges, cfg, "identity_edges")
+    for table, rows in (("customers", customers), ("customer_identity", identity_rows)):
         quality.gate(
             spark, cfg, f"silver.{table}", rows, run_id=run_id, stage="silver", as_of=as_of, accept=accept
         )
     for table in IDENTITY_TABLES:
         lake.ensure_table(spark, cfg, f"silver.{table}", SILVER[table], change_feed=True)
-    lake.merge_upsert(resolved.edges, cfg, "silver.identity_edges", SILVER_KEYS["identity_edges"])
+    lake.merge_upsert(edges, cfg, "silver.identity_edges", SILVER_KEYS["identity_edges"])
     lake.merge_upsert(
         merges,
         cfg,
@@ -302,7 +305,7 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
     )
     lake.merge_upsert(customers, cfg, "silver.customers", SILVER_KEYS["customers"])
     _delete_keys(spark, cfg, "customers", identity.retired_customer_keys(merges))
-    lake.merge_upsert(resolved.identity, cfg, "silver.customer_identity", SILVER_KEYS["customer_identity"])
+    lake.merge_upsert(identity_rows, cfg, "silver.customer_identity", SILVER_KEYS["customer_identity"])
 
     # The watermark is written last: a run killed before this line reprocesses the same increment.
     lake.ensure_table(spark, cfg, WATERMARKS, WATERMARK_SCHEMA)

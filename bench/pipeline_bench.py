@@ -1,0 +1,117 @@
+"""The whole pipeline from landing files: seconds, rows per second, gate share and peak memory per stage, then one more day.
+
+Landing files come from the generator with the customer count that gives the requested order lines over
+DAYS days (LINES_PER_CUSTOMER_DAY, read off the default sample's manifest). Every stage runs exactly as
+`o2o run <stage>` does (`o2o.pipeline.run_stage`), in the bench's one warm session. Then one more day of
+files is generated (same seed: the earlier days' files keep their bytes) and bronze, silver and gold run
+again for it: their time against the full load's is the incremental ratio of issue #8.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from gold_bench import timed_gates
+from measure import measured
+from o2o.config import Config
+from o2o.pipeline import STAGE_NAMES, run_stage
+from o2o.sources.generator import MANIFEST, generate
+
+DAYS = 90
+SEED = 42
+# The default sample (20,000 customers, 90 days) holds 171,180 order lines: its manifest's expected_order_lines.
+LINES_PER_CUSTOMER_DAY = 171_180 / (20_000 * 90)
+INCREMENTAL_STAGES = ("bronze", "silver", "gold")
+
+
+def customers_for(order_lines: int) -> int:
+    """Customers whose DAYS days of activity hold about `order_lines` order lines."""
+    return max(10, round(order_lines / (LINES_PER_CUSTOMER_DAY * DAYS)))
+
+
+def _landing_records(landing: Path) -> dict:
+    manifest = json.loads((landing / MANIFEST).read_text(encoding="utf-8"))
+    return {
+        "order_lines": manifest["orders"]["expected_order_lines"],
+        "landing_records": sum(
+            entry["records"] for feed in manifest["feeds"].values() for entry in feed["files"]
+        ),
+    }
+
+
+def _run_stage(spark: SparkSession, cfg: Config, stage: str, as_of) -> dict:
+    """One stage as `o2o run` runs it: seconds, rows, rows per second, seconds inside quality gates, peak memory."""
+    with timed_gates() as gates:
+        result, cost = measured(lambda: run_stage(spark, cfg, stage, as_of))
+    gate_seconds = sum(seconds for _, seconds in gates)
+    rows = max(result.rows_in, result.rows_out)
+    return {
+        **cost,
+        "rows_in": result.rows_in,
+        "rows_out": result.rows_out,
+        "rows_rejected": result.rows_rejected,
+        "rows_per_second": round(rows / cost["seconds"]) if cost["seconds"] else None,
+        "gate_seconds": round(gate_seconds, 3),
+        "gate_share": round(gate_seconds / cost["seconds"], 4) if cost["seconds"] else None,
+    }
+
+
+def bench_scale(spark: SparkSession, cfg: Config, order_lines: int, work: Path) -> dict:
+    """Generate DAYS days for `order_lines`, run every stage (full load), then one more day through gold."""
+    root = work / f"pipeline_{order_lines}"
+    shutil.rmtree(root, ignore_errors=True)  # every measured run is a first load into an empty lake
+    landing = root / "landing"
+    cfg = cfg.replace(
+        lake={"root": str(root / "lake"), "landing": str(landing), "reports": "", "checkpoints": ""},
+        generator={"days": DAYS + 1},  # the plan of late and re-sent files covers the extra day too
+    )
+    customers = customers_for(order_lines)
+    _, generation = measured(lambda: generate(cfg, landing, customers=customers, days=DAYS, seed=SEED))
+    sizes = _landing_records(landing)
+    as_of = cfg.generator.start_date + timedelta(days=DAYS - 1)
+    full = {stage: _run_stage(spark, cfg, stage, as_of) for stage in STAGE_NAMES}
+
+    _, day_generation = measured(
+        lambda: generate(cfg, landing, customers=customers, days=DAYS + 1, seed=SEED, first_day=DAYS)
+    )
+    next_day = as_of + timedelta(days=1)
+    incremental = {stage: _run_stage(spark, cfg, stage, next_day) for stage in INCREMENTAL_STAGES}
+    silver_gold_full = full["silver"]["seconds"] + full["gold"]["seconds"]
+    silver_gold_day = incremental["silver"]["seconds"] + incremental["gold"]["seconds"]
+    shutil.rmtree(root, ignore_errors=True)
+    return {
+        "order_lines_requested": order_lines,
+        **sizes,
+        "customers": customers,
+        "days": DAYS,
+        "generation_seconds": generation["seconds"],
+        "stages": full,
+        "pipeline_seconds": round(sum(stage["seconds"] for stage in full.values()), 3),
+        "incremental_day": {
+            "generation_seconds": day_generation["seconds"],
+            "stages": incremental,
+            "silver_gold_seconds": round(silver_gold_day, 3),
+            "silver_gold_full_load_seconds": round(silver_gold_full, 3),
+            "ratio_to_full_load": round(silver_gold_day / silver_gold_full, 4),
+        },
+    }
+
+
+def exponents(scales: list[dict]) -> dict:
+    """Per stage, the slope of log(seconds) against log(order lines) between consecutive scales (1.0 = linear)."""
+    found: dict = {}
+    for small, large in zip(scales, scales[1:], strict=False):
+        growth = math.log(large["order_lines"] / small["order_lines"])
+        found[f"{small['order_lines']}->{large['order_lines']}"] = {
+            stage: round(
+                math.log(large["stages"][stage]["seconds"] / small["stages"][stage]["seconds"]) / growth, 3
+            )
+            for stage in STAGE_NAMES
+        }
+    return found
