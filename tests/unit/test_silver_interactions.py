@@ -260,3 +260,25 @@ def test_same_interaction_twice_and_unknown_customer_get_late_fates(spark):
     )
     assert fates[1] == ("e3", "unknown_customer", None)
     assert fates[0][0] in ("e1", "e2") and fates[0][1:] == (None, "same_interaction")
+
+
+def test_triage_shuffles_the_rows_once_and_numbers_repeated_lines(spark):
+    line = {
+        "event_id": "e1",
+        "event_type": "view",
+        "user_id": "acc-1",
+        "sku": "A",
+        "event_ts": "2026-06-10T01:00:00Z",
+        "_raw": '{"event_id": "e1"}',
+    }
+    other = {**line, "event_id": "e2", "_raw": '{"event_id": "e2"}'}
+    triaged = triage_app_clickstream(bronze(spark, "app_clickstream", [line, line, other]), LATEST)
+
+    # The record-id window and both duplicate windows are keyed by event_id: one shuffle serves all three.
+    plan = triaged._jdf.queryExecution().executedPlan().toString()
+    assert plan.count("Exchange ") == 1, plan
+    rows = sorted(
+        (r["event_id"], r["_duplicate"] or "") for r in triaged.select("event_id", "_duplicate").collect()
+    )
+    assert rows == [("e1", ""), ("e1", "exact_duplicate"), ("e2", "")]
+    assert triaged.select("_record_id").distinct().count() == 3  # the same line twice: two record ids
