@@ -353,6 +353,13 @@ def _pipeline(result: dict) -> list[str]:
         f"Generated feeds over {result['days']} days, every stage as `o2o run <stage>` runs it (one warm session),",
         "then one more day of files through bronze, silver and gold. Rows in: landing records (bronze), bronze",
         "rows of the increment (silver), orders read (gold). Peak MB: driver Python + JVM at one instant.",
+        "Gate share: time inside quality gates minus computing the frame they check, over the stage's time",
+        "(bronze gates its feeds in parallel threads: summed over threads)."
+        + (
+            f" An untimed warm-up pipeline of {result['warmup']['order_lines']:,} order lines ran first."
+            if (result.get("warmup") or {}).get("seconds")
+            else " No warm-up ran: the first scale carries the JVM's first-use costs."
+        ),
         "",
         *_table(
             ["order lines", "run", "stage", "seconds", "rows in", "rows/s", "gate share", "peak MB"], rows

@@ -100,6 +100,24 @@ def test_rerun_changes_nothing_and_a_new_file_adds_only_its_rows(spark, cfg):
     assert lake.version(spark, cfg, "bronze.online_orders") == version_after_first + 1
 
 
+def test_a_batch_of_header_only_files_passes_and_commits_nothing(spark, cfg):
+    landing = _landing(cfg)
+    _write(
+        landing / "pos_sales/2026-06-01/pos_S001_2026-06-01.csv",
+        f"{POS_HEADER}\nS001,R1,1,2026-06-01 09:00:00,P1,2,10.0,M01,,,\n",
+    )
+    ingest.run(spark, cfg, AS_OF, "run-1", feeds=("pos_sales",))
+    version_after_first = lake.version(spark, cfg, "bronze.pos_sales")
+
+    # A store without sales that day still exports its header: not a failed gate, not a commit.
+    _write(landing / "pos_sales/2026-06-02/pos_S001_2026-06-02.csv", f"{POS_HEADER}\n")
+    result = ingest.run(spark, cfg, AS_OF, "run-2", feeds=("pos_sales",))
+
+    assert result.details["pos_sales"] == {"files": 1, "rows": 0, "malformed": 0}
+    assert lake.version(spark, cfg, "bronze.pos_sales") == version_after_first
+    assert lake.read(spark, cfg, "bronze.pos_sales").count() == 1
+
+
 def test_same_batch_planned_twice_lands_once(spark, cfg):
     """Two overlapping runs planned on the same table version: Delta's txn id applies the batch once."""
     landing = _landing(cfg)

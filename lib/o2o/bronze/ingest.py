@@ -159,6 +159,11 @@ def ingest_feed(
     # Cached once: validated, counted and written from the same parse of the new files only.
     records = with_lineage(reader(spark, feed, new_files), feed, run_id).cache()
     try:
+        if records.isEmpty():
+            # Header-only or empty exports (a day without CRM changes, a store without sales): nothing to
+            # check or append, and no commit. Holding no row, they stay out of the ledger and are listed
+            # again by the next run, where they again add nothing.
+            return {"files": len(new_files), "rows": 0, "malformed": 0}
         quality.gate(spark, cfg, table, records, run_id=run_id, stage="bronze", as_of=as_of, accept=accept)
         planned_on = lake.version(spark, cfg, table)
         lake.append_once(records, cfg, table, app_id=f"o2o-bronze-{feed}", txn_version=planned_on + 1)
