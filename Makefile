@@ -28,13 +28,10 @@ setup: check-java $(STAMP)
 demo: setup
 	$(BIN)/o2o demo
 
-# Unit and integration tests on two pytest-xdist workers, each with its own local[2] Spark (a stage's time is
-# partly single-threaded driver work: planning, Delta log, py4j). One worker builds the sample lake and runs
-# every test of it (`xdist_group("sample_lake")`). The whole-pipeline tests (silver stage, spark-submit
-# cluster, Airflow, notebooks, report) are marked `pipeline` and run with `make test-pipeline` until they fit
-# CI's budget.
+# Unit and integration tests. The whole-pipeline tests (silver stage, spark-submit cluster, Airflow,
+# notebooks, report) are marked `pipeline` and run with `make test-pipeline` until they fit CI's budget.
 test: setup
-	$(BIN)/python -m pytest -q -m "not pipeline" -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -m "not pipeline"
 
 test-pipeline: setup
 	$(BIN)/python -m pip install --quiet -e ".[dev,airflow]"

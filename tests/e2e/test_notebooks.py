@@ -57,7 +57,6 @@ def _kernel_manager(spec_root: Path) -> AsyncKernelManager:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("sample_lake")  # the worker that holds the sample lake
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_on_the_sample_lake(path, trained_sample_lake, tmp_path):
     nb = nbformat.read(path, as_version=4)

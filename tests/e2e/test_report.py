@@ -85,7 +85,6 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("sample_lake")  # the worker that holds the sample lake
 def test_report_renders_in_headless_chromium(spark, trained_sample_lake, tmp_path):
     cfg, as_of = trained_sample_lake.cfg, trained_sample_lake.as_of
     path = Path(build_report(spark, cfg, as_of))

@@ -10,13 +10,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pyspark.sql.functions as F
-import pytest
 
 from o2o import lake
 from o2o.reco import features, train
 from o2o.reco.baselines import BASELINES
-
-pytestmark = pytest.mark.xdist_group("sample_lake")  # the worker that holds the sample lake
 
 
 def test_shipped_als_parameters_beat_every_baseline_on_the_test_window(spark, sample_lake):

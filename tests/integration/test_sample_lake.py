@@ -20,9 +20,6 @@ from conftest import CAMPAIGN, PLACEBO_CAMPAIGN
 from o2o import lake
 from o2o.contracts import FEEDS, bronze_table
 
-# One worker builds the sample lake once and runs every test of it (`make test` runs pytest-xdist, --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("sample_lake")
-
 FAULT_REASON = {
     "malformed_line": "malformed",
     "missing_id": "missing_key",
