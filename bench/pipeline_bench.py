@@ -21,7 +21,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from gold_bench import timed_gates
-from measure import measured
+from measure import Stopwatch, measured
 from o2o import quality
 from o2o.config import Config
 from o2o.pipeline import STAGE_NAMES, run_stage
@@ -99,9 +99,9 @@ def _run_stage(spark: SparkSession, cfg: Config, stage: str, as_of) -> dict:
 def warm_up(spark: SparkSession, cfg: Config, order_lines: int, work: Path) -> float:
     """An untimed first pipeline on a small scale, so the measured scales do not carry the JVM's first-use costs
     (class loading, JIT, the first Great Expectations context); returns its seconds for the record."""
-    started = time.perf_counter()
-    bench_scale(spark, cfg, order_lines, work)
-    return round(time.perf_counter() - started, 3)
+    with Stopwatch() as watch:
+        bench_scale(spark, cfg, order_lines, work)
+    return round(watch.seconds, 3)
 
 
 def bench_scale(spark: SparkSession, cfg: Config, order_lines: int, work: Path) -> dict:

@@ -7,29 +7,22 @@ picks), so a personal model has signal that popularity lists cannot have. With t
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pyspark.sql.functions as F
 
-from o2o import lake
 from o2o.reco import features, train
 from o2o.reco.baselines import BASELINES
 
 
 def test_shipped_als_parameters_beat_every_baseline_on_the_test_window(spark, sample_lake):
     cfg, rc = sample_lake.cfg, sample_lake.cfg.reco
-    interactions = (
-        lake.read(spark, cfg, "silver.interactions")
-        .select("customer_key", "sku", "event_type", "event_ts", "quantity", "rating")
-        .cache()
-    )
+    interactions = train.read_interactions(spark, cfg).cache()
     window = features.windows(sample_lake.as_of, rc.test_days, rc.validation_days)
-    snapshot = train.latest_snapshot(spark, cfg, (window.test_start - timedelta(days=1)).date())
-    segments = train.segments_at(lake.read(spark, cfg, "gold.customer_rfm"), snapshot)
+    _, segments = train.segments_before(spark, cfg, window)
     params = train.grid_combinations(rc.grid)[0]
+    blocks = spark.sparkContext.defaultParallelism
 
     scores = train.evaluate_window(
-        interactions, window.test_start, window.end, rc, params, 2, segments, with_baselines=True
+        interactions, window.test_start, window.end, rc, params, blocks, segments, with_baselines=True
     )
 
     assert set(scores) == {"als", *BASELINES}

@@ -68,6 +68,23 @@ def latest_snapshot(spark: SparkSession, cfg: Config, not_after: date) -> date |
     return row["at_cutoff"] or row["latest"]
 
 
+def read_interactions(spark: SparkSession, cfg: Config, version: int | None = None) -> DataFrame:
+    """The silver.interactions columns training uses, at `version` (default: the current one)."""
+    return lake.read(spark, cfg, "silver.interactions", version=version).select(
+        "customer_key", "sku", "event_type", "event_ts", "quantity", "rating"
+    )
+
+
+def segments_before(
+    spark: SparkSession, cfg: Config, window: features.Windows, rfm_version: int | None = None
+) -> tuple[date | None, DataFrame | None]:
+    """The RFM snapshot of the last training day (else the latest) and its customer_key, segment rows."""
+    snapshot = latest_snapshot(spark, cfg, (window.test_start - timedelta(days=1)).date())
+    if snapshot is None:
+        return None, None
+    return snapshot, segments_at(lake.read(spark, cfg, "gold.customer_rfm", version=rfm_version), snapshot)
+
+
 class Fit:
     """An ALS model with the id maps and confidence it was trained on."""
 
@@ -279,21 +296,11 @@ def run(
         raise TrainingError(
             f"silver.interactions does not exist at {lake.table_path(cfg, 'silver.interactions')}; run the silver stage first"
         )
-    interactions = (
-        lake.read(spark, cfg, "silver.interactions", version=input_versions["silver.interactions"])
-        .select("customer_key", "sku", "event_type", "event_ts", "quantity", "rating")
-        .cache()
-    )
+    interactions = read_interactions(spark, cfg, input_versions["silver.interactions"]).cache()
     window = features.windows(as_of, rc.test_days, rc.validation_days)
-    last_training_day = (window.test_start - timedelta(days=1)).date()
-    snapshot = latest_snapshot(spark, cfg, last_training_day)
-    segments = (
-        segments_at(
-            lake.read(spark, cfg, "gold.customer_rfm", version=input_versions["gold.customer_rfm"]), snapshot
-        ).cache()
-        if snapshot
-        else None
-    )
+    snapshot, segments = segments_before(spark, cfg, window, input_versions["gold.customer_rfm"])
+    if segments is not None:
+        segments = segments.cache()
 
     tuning = [
         {
