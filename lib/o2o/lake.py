@@ -129,6 +129,17 @@ def history(spark: SparkSession, cfg: Config, name: str, limit: int = 20) -> Dat
     return DeltaTable.forPath(spark, table_path(cfg, name)).history(limit)
 
 
+def _drop_uncommitted_log(spark: SparkSession, cfg: Config, name: str) -> None:
+    """Remove a `_delta_log` that holds no commit: what a run killed while creating the table leaves behind.
+
+    Delta refuses to create a table over it (DELTA_TABLE_NOT_FOUND), so the rerun would fail. With no commit
+    the table never existed and nothing in the folder was ever visible, so nothing is lost.
+    """
+    fs, log = hadoop_path(spark, f"{table_path(cfg, name)}/_delta_log")
+    if fs.exists(log) and version(spark, cfg, name) is None:
+        fs.delete(log, True)
+
+
 def ensure_table(
     spark: SparkSession,
     cfg: Config,
@@ -140,6 +151,7 @@ def ensure_table(
     """Create the table with its contract schema if it does not exist (no-op otherwise)."""
     if exists(spark, cfg, name):
         return
+    _drop_uncommitted_log(spark, cfg, name)
     builder = DeltaTable.createIfNotExists(spark).location(table_path(cfg, name)).addColumns(schema)
     if partition_by:
         builder = builder.partitionedBy(*partition_by)

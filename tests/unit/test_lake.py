@@ -29,3 +29,16 @@ def test_staged_frame_is_read_back_from_the_scratch_folder_and_cleared(spark, cf
     lake.clear_staging(spark, cfg, "silver")
     assert not folder.exists()
     lake.clear_staging(spark, cfg, "silver")  # nothing there: no error
+
+
+def test_table_whose_creation_was_killed_before_its_first_commit_is_created(spark, cfg):
+    # What a SIGKILL during the first commit left in a bronze run: a temporary commit file, no version 0.
+    log = Path(lake.table_path(cfg, "ops.things")) / "_delta_log"
+    (log / "_staged_commits").mkdir(parents=True)
+    (log / ".00000000000000000000.json.6488f360-57bc-4620-9bb2-9f67cd6f0536.tmp").write_text("{}\n")
+
+    lake.ensure_table(spark, cfg, "ops.things", spark.createDataFrame([], SCHEMA).schema)
+    lake.append(spark.createDataFrame([(1, "a")], SCHEMA), cfg, "ops.things")
+
+    assert lake.version(spark, cfg, "ops.things") == 1
+    assert [tuple(row) for row in lake.read(spark, cfg, "ops.things").collect()] == [(1, "a")]
