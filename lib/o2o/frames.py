@@ -107,7 +107,10 @@ def checkpointed(df: DataFrame) -> Iterator[DataFrame]:
     `persist` every query still analyses and optimises the whole lineage (a second or more each on deep
     gold plans); the checkpointed frame's plan is one in-memory scan. Use the frame only inside the block.
     """
-    frame = df.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
+    # Deserialized, as DataFrame.cache stores: a block spilled to disk is read back as a stream. With PySpark's
+    # serialized MEMORY_AND_DISK, reading a spilled block first allocates its whole size on the heap; a bronze
+    # run of 1M order lines died there (OutOfMemoryError in BlockManager.maybeCacheDiskBytesInMemory).
+    frame = df.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK_DESER)
     try:
         yield frame
     finally:

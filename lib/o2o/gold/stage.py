@@ -125,12 +125,12 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
     customers = lake.read(spark, cfg, "silver.customers", version=result.input_versions["silver.customers"])
     lookback = cfg.gold.lookback_days
 
-    facts = order_facts(orders, lines, as_of).persist(StorageLevel.MEMORY_AND_DISK)
+    facts = order_facts(orders, lines, as_of).persist(StorageLevel.MEMORY_AND_DISK_DESER)
     # Rows in: the orders up to as_of that gold reads (counting also fills the cache every branch uses).
     result.rows_in = facts.count()
     # The values feed four branches of the scoring plan (three score tables and the customers themselves).
-    values = customer_values(facts, as_of, lookback).persist(StorageLevel.MEMORY_AND_DISK)
-    current = customer_rfm(values, as_of, rules).persist(StorageLevel.MEMORY_AND_DISK)
+    values = customer_values(facts, as_of, lookback).persist(StorageLevel.MEMORY_AND_DISK_DESER)
+    current = customer_rfm(values, as_of, rules).persist(StorageLevel.MEMORY_AND_DISK_DESER)
     movers = None
     try:
         previous_as_of = _previous_as_of(spark, cfg, as_of)
@@ -138,7 +138,7 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
         if previous is None:
             previous = current.select("customer_key", "segment").limit(0)
         movers = segment_move_customers(current, previous, as_of, previous_as_of).persist(
-            StorageLevel.MEMORY_AND_DISK
+            StorageLevel.MEMORY_AND_DISK_DESER
         )
         rfm = current.join(
             movers.where(F.col("segment").isNotNull()).select("customer_key", "previous_segment"),
