@@ -27,9 +27,13 @@ def _data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def base_cfg() -> Config:
-    """The local config with a small Spark: local[2], UI off, two shuffle partitions.
+    """The local config with a small Spark: local[2], UI off, two shuffle partitions, no generated code.
 
-    Data Docs rendering is off by default here (it costs seconds per gate); the tests of the docs turn it on.
+    On the tests' tiny frames compiling generated Java (whole-stage and per-expression, thousands of distinct
+    plans in one run) costs more than it saves, so the session evaluates expressions interpreted, as Spark's
+    own test suites also do; results do not depend on it. The pipeline itself (demo, jobs, benchmarks,
+    the subprocess tests) keeps Spark's defaults. Data Docs rendering is off by default here (it costs seconds
+    per gate); the tests of the docs turn it on.
     """
     return load_config(
         "local",
@@ -40,6 +44,10 @@ def base_cfg() -> Config:
                 "shuffle_partitions": 2,
                 "ui_enabled": False,
                 "driver_memory": "3g",
+                "extra": {
+                    "spark.sql.codegen.wholeStage": "false",
+                    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+                },
             },
             "quality": {"data_docs": False},
         },

@@ -1,7 +1,8 @@
 """The sample lake against the generator's truth: records, orders, pick-up in store, faults, persons, campaign effect.
 
 Every expectation here comes from the generator's manifest and truth files (landing/_manifest.json,
-landing/_truth/) or from an independent pandas reading of the landing files, never from the pipeline's code.
+landing/_truth/) or from an independent pandas reading of the landing files (or, for RFM, of silver),
+never from the pipeline's code.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 from conftest import CAMPAIGN, PLACEBO_CAMPAIGN
 from o2o import lake
 from o2o.contracts import FEEDS, bronze_table
+from rfm_reference import pandas_rfm
 
 FAULT_REASON = {
     "malformed_line": "malformed",
@@ -286,6 +288,33 @@ def test_no_key_holds_two_persons_and_linked_persons_have_one_key(spark, sample_
     # Anonymous app devices are profiles of their own, never merged into a person.
     anonymous = joined[joined["person_id"] == ""]
     assert anonymous["customer_key"].nunique() == len(anonymous) == sample_lake.manifest["anonymous_devices"]
+
+
+# ---------------------------------------------------------------- RFM against an independent pandas reference
+
+
+def test_gold_rfm_snapshot_equals_the_pandas_reference_on_silver(spark, sample_lake):
+    orders = _table(spark, sample_lake, "silver.orders")[["order_id", "customer_key", "order_ts", "status"]]
+    lines = _table(spark, sample_lake, "silver.order_lines")[["order_id", "quantity", "amount"]]
+    lines = lines.assign(amount_cents=lines["amount"].map(lambda amount: int(amount.scaleb(2))))
+    expected = pandas_rfm(orders, lines, sample_lake.as_of, sample_lake.cfg.gold.lookback_days)
+
+    snapshot = (
+        lake.read(spark, sample_lake.cfg, "gold.customer_rfm")
+        .where(F.col("as_of") == F.lit(sample_lake.as_of))
+        .select("customer_key", "recency_days", "frequency", "monetary", "r_score", "f_score", "m_score")
+        .toPandas()
+    )
+    snapshot["monetary_cents"] = snapshot.pop("monetary").map(lambda amount: int(amount.scaleb(2)))
+
+    assert len(expected) > 500 and expected["frequency"].duplicated().any()  # enough customers, and ties
+    merged = expected.merge(
+        snapshot, on="customer_key", how="outer", suffixes=("_pandas", "_gold"), indicator=True
+    )
+    assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"].head(10)
+    for column in ("recency_days", "frequency", "monetary_cents", "r_score", "f_score", "m_score"):
+        differ = merged[merged[f"{column}_pandas"] != merged[f"{column}_gold"]]
+        assert differ.empty, f"{column}: {len(differ)} customers differ\n{differ.head(10)}"
 
 
 # ---------------------------------------------------------------- campaign effect against the simulated lift
