@@ -293,10 +293,15 @@ def test_no_key_holds_two_persons_and_linked_persons_have_one_key(spark, sample_
 # ---------------------------------------------------------------- RFM against an independent pandas reference
 
 
+def _cents(amounts: pd.Series) -> pd.Series:
+    """Decimal money as integer cents (exact, no float)."""
+    return amounts.map(lambda amount: int(amount.scaleb(2)))
+
+
 def test_gold_rfm_snapshot_equals_the_pandas_reference_on_silver(spark, sample_lake):
     orders = _table(spark, sample_lake, "silver.orders")[["order_id", "customer_key", "order_ts", "status"]]
     lines = _table(spark, sample_lake, "silver.order_lines")[["order_id", "quantity", "amount"]]
-    lines = lines.assign(amount_cents=lines["amount"].map(lambda amount: int(amount.scaleb(2))))
+    lines = lines.assign(amount_cents=_cents(lines["amount"]))
     expected = pandas_rfm(orders, lines, sample_lake.as_of, sample_lake.cfg.gold.lookback_days)
 
     snapshot = (
@@ -305,7 +310,7 @@ def test_gold_rfm_snapshot_equals_the_pandas_reference_on_silver(spark, sample_l
         .select("customer_key", "recency_days", "frequency", "monetary", "r_score", "f_score", "m_score")
         .toPandas()
     )
-    snapshot["monetary_cents"] = snapshot.pop("monetary").map(lambda amount: int(amount.scaleb(2)))
+    snapshot["monetary_cents"] = _cents(snapshot.pop("monetary"))
 
     assert len(expected) > 500 and expected["frequency"].duplicated().any()  # enough customers, and ties
     merged = expected.merge(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pyspark.sql.functions as F
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from o2o import lake, quality
@@ -125,21 +124,19 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
     customers = lake.read(spark, cfg, "silver.customers", version=result.input_versions["silver.customers"])
     lookback = cfg.gold.lookback_days
 
-    facts = order_facts(orders, lines, as_of).persist(StorageLevel.MEMORY_AND_DISK_DESER)
+    facts = order_facts(orders, lines, as_of).cache()
     # Rows in: the orders up to as_of that gold reads (counting also fills the cache every branch uses).
     result.rows_in = facts.count()
     # The values feed four branches of the scoring plan (three score tables and the customers themselves).
-    values = customer_values(facts, as_of, lookback).persist(StorageLevel.MEMORY_AND_DISK_DESER)
-    current = customer_rfm(values, as_of, rules).persist(StorageLevel.MEMORY_AND_DISK_DESER)
+    values = customer_values(facts, as_of, lookback).cache()
+    current = customer_rfm(values, as_of, rules).cache()
     movers = None
     try:
         previous_as_of = _previous_as_of(spark, cfg, as_of)
         previous = _snapshot(spark, cfg, "gold.customer_rfm", previous_as_of) if previous_as_of else None
         if previous is None:
             previous = current.select("customer_key", "segment").limit(0)
-        movers = segment_move_customers(current, previous, as_of, previous_as_of).persist(
-            StorageLevel.MEMORY_AND_DISK_DESER
-        )
+        movers = segment_move_customers(current, previous, as_of, previous_as_of).cache()
         rfm = current.join(
             movers.where(F.col("segment").isNotNull()).select("customer_key", "previous_segment"),
             "customer_key",
