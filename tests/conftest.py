@@ -27,13 +27,11 @@ def _data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def base_cfg() -> Config:
-    """The local config with a small Spark: local[2], UI off, two shuffle partitions, no generated code.
+    """The local config with a small Spark: local[2], UI off, two shuffle partitions.
 
-    On the tests' tiny frames compiling generated Java (whole-stage and per-expression, thousands of distinct
-    plans in one run) costs more than it saves, so the session evaluates expressions interpreted, as Spark's
-    own test suites also do; results do not depend on it. The pipeline itself (demo, jobs, benchmarks,
-    the subprocess tests) keeps Spark's defaults. Data Docs rendering is off by default here (it costs seconds
-    per gate); the tests of the docs turn it on.
+    Data Docs rendering is off by default here (it costs seconds per gate); the tests of the docs turn it on.
+    Spark's code generation stays on: with whole-stage codegen off every operator is an RDD of its own, and
+    the ALS lineage of the sample-lake test grew deep enough to overflow the task deserializer's stack.
     """
     return load_config(
         "local",
@@ -44,10 +42,6 @@ def base_cfg() -> Config:
                 "shuffle_partitions": 2,
                 "ui_enabled": False,
                 "driver_memory": "3g",
-                "extra": {
-                    "spark.sql.codegen.wholeStage": "false",
-                    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
-                },
             },
             "quality": {"data_docs": False},
         },
