@@ -1,12 +1,13 @@
 """`make bench`: start-up, ALS vs implicit, MovieLens ALS vs Surprise, RFM vs pandas and DuckDB, the gold stage and its
-gates, the whole pipeline from landing files.
+gates, bronze with and without its gates, the whole pipeline from landing files.
 
-Usage: .venv/bin/python bench/run.py [--scales 100000,1000000,5000000] [--parts startup,als,movielens,rfm,gold,pipeline]
+Usage: .venv/bin/python bench/run.py [--scales 100000,1000000,5000000] [--parts startup,als,movielens,rfm,gold,bronze,pipeline]
        [--pipeline-scales 100000,1000000,5000000] [--budget-minutes 35] [--als-events 500000] [--folds 1,2,3,4,5]
 Writes bench/results/<YYYY-MM-DD>.json and .md (today's date); exits non-zero when a part failed.
 Results go to bench/results/. An RFM scale whose estimated time (extrapolated from the scales before)
 would overrun the budget is skipped and listed as skipped; so is a gold scale once the budget is spent, and a
-pipeline scale whose estimate (the scale before, grown in proportion to the lines) would overrun it.
+pipeline scale whose estimate (the scale before, grown in proportion to the lines) would overrun it; bronze
+runs at the pipeline scales.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from o2o.config import Config, load_config
 from o2o.spark import get_spark, java_major_version
 
 PROJECT = Path(__file__).resolve().parents[1]
-PARTS = ("startup", "als", "movielens", "rfm", "gold", "pipeline")
+PARTS = ("startup", "als", "movielens", "rfm", "gold", "bronze", "pipeline")
 DEFAULT_SCALES = "100000,1000000,5000000"
 AS_OF = date(2026, 6, 30)
 PACKAGES = (
@@ -195,6 +196,34 @@ def gold_part(
     return result
 
 
+def bronze_part(
+    spark: SparkSession, cfg: Config, args: argparse.Namespace, deadline: float, settings: dict
+) -> dict:
+    """Bronze alone, with and without its gates, at every pipeline scale (smallest first) while the budget lasts."""
+    work = Path(args.work_dir)
+    scales: list[dict] = []
+    warmup = None
+    if args.pipeline_warmup_lines:  # the first GX context, class loading and JIT, out of the measured runs
+        print(f"bench: bronze warm-up, {args.pipeline_warmup_lines:,} order lines (untimed)", flush=True)
+        warmup = pipeline_bench.bench_bronze(spark, cfg, args.pipeline_warmup_lines, work)["bronze"][
+            "seconds"
+        ]
+    for lines in args.pipeline_scales:
+        if time.monotonic() > deadline:
+            settings["scales_skipped"].append(
+                {"order_lines": lines, "part": "bronze", "reason": "budget spent"}
+            )
+            print(f"bench: bronze {lines:,} lines skipped: budget spent", flush=True)
+            continue
+        print(f"bench: bronze with and without gates, {lines:,} order lines", flush=True)
+        scales.append(pipeline_bench.bench_bronze(spark, cfg, lines, work))
+    return {
+        "days": pipeline_bench.DAYS,
+        "warmup": {"order_lines": args.pipeline_warmup_lines, "seconds": warmup},
+        "scales": scales,
+    }
+
+
 def pipeline_part(
     spark: SparkSession, cfg: Config, args: argparse.Namespace, deadline: float, settings: dict
 ) -> dict:
@@ -306,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "gold" in args.parts:
         parts["gold"] = measured_part(lambda: gold_part(spark, cfg, args, deadline, settings))
+    if "bronze" in args.parts:
+        parts["bronze"] = measured_part(lambda: bronze_part(spark, cfg, args, deadline, settings))
     if "pipeline" in args.parts:
         parts["pipeline"] = measured_part(lambda: pipeline_part(spark, cfg, args, deadline, settings))
     spark.stop()

@@ -130,6 +130,24 @@ def gate_targets(parts: dict) -> list[dict]:
     ]
 
 
+def bronze_gate_targets(parts: dict) -> list[dict]:
+    """Bronze's gates under 25% of its wall-clock time at 1M order lines (with gates minus without)."""
+    name = "Bronze at 1M order lines: quality gates under 25% of stage time (wall-clock, with minus without)"
+    scales = ((parts.get("bronze") or {}).get("result") or {}).get("scales", [])
+    at_target = next((s for s in scales if s["order_lines_requested"] == GATE_SHARE_LINES), None)
+    if at_target is None:
+        return [_target(name, "-", None, "bronze part not run at 1M lines")]
+    stage = at_target["bronze"]
+    return [
+        _target(
+            name,
+            f"{stage['gate_share']:.1%} ({stage['seconds']:.1f} s with gates, "
+            f"{stage['seconds_without_gates']:.1f} s without)",
+            stage["gate_share"] < GATE_SHARE_MAX,
+        )
+    ]
+
+
 EXPONENT_MAX = 1.1
 EXPONENT_FROM, EXPONENT_TO = 1_000_000, 5_000_000
 INCREMENTAL_RATIO_MAX = 0.15
@@ -205,5 +223,6 @@ def evaluate(parts: dict) -> list[dict]:
         *als_targets(parts),
         *movielens_targets(parts),
         *gate_targets(parts),
+        *bronze_gate_targets(parts),
         *pipeline_targets(parts),
     ]

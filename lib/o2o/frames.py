@@ -116,3 +116,10 @@ def checkpointed(df: DataFrame) -> Iterator[DataFrame]:
     finally:
         # The checkpoint's blocks belong to the RDD under the frame's one-node plan (a LogicalRDD).
         frame._jdf.queryExecution().logical().rdd().unpersist(False)
+
+
+def is_materialised(df: DataFrame) -> bool:
+    """True when `df` is held by Spark already: cached (`cache`/`persist`) or a checkpoint (one LogicalRDD node)."""
+    if df.storageLevel != StorageLevel.NONE:
+        return True
+    return df._jdf.queryExecution().logical().getClass().getSimpleName() == "LogicalRDD"

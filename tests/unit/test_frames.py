@@ -8,7 +8,7 @@ import pyspark.sql.functions as F
 import pytest
 from chispa import assert_df_equality
 
-from o2o.frames import checkpointed, empty_frame, local_frame
+from o2o.frames import checkpointed, empty_frame, is_materialised, local_frame
 
 SCHEMA = "run_id string, as_of date, at timestamp, amount decimal(12,2), rows long, tags array<string>"
 
@@ -83,3 +83,17 @@ def test_checkpointed_frame_has_a_one_node_plan_and_is_freed_after_the_block(spa
         assert sorted(tuple(r) for r in frame.collect()) == [(0, 34), (1, 33), (2, 33)]
         assert frame._jdf.queryExecution().logical().getClass().getSimpleName() == "LogicalRDD"
     assert set(spark.sparkContext._jsc.getPersistentRDDs().keySet()) == persisted_before
+
+
+def test_only_cached_or_checkpointed_frames_count_as_materialised(spark):
+    plain = spark.range(10).withColumn("y", F.col("id") * 2)
+    cached = spark.range(10).withColumn("z", F.col("id") + 1).cache()
+    try:
+        assert not is_materialised(plain)
+        assert is_materialised(cached)
+        assert not is_materialised(cached.where("id > 3"))  # a query on a cached frame is not held itself
+        with checkpointed(plain) as frame:
+            assert is_materialised(frame)
+    finally:
+        cached.unpersist()
+    assert not is_materialised(cached)

@@ -167,3 +167,38 @@ def test_native_failing_rows_pick_the_rows_that_break_the_rule(spark):
     assert sorted(r["k"] for r in plan.planned[0].failing_rows(plan.frame).collect()) == ["a", "c"]
     assert sorted(r["k"] for r in plan.planned[1].failing_rows(plan.frame).collect()) == ["c", "d"]
     assert plan.planned[0].threshold == "column values >= 1 and <= 5"
+
+
+def test_with_example_columns_the_frame_keeps_only_what_checks_and_examples_read(spark):
+    records = spark.createDataFrame(
+        [("o1", "2026-06-01", '{"order_id": "o1"}', "x", None)],
+        "order_id string, order_ts string, _raw string, note string, _corrupt_record string",
+    )
+    checks = (
+        Check(
+            "not_null(order_id)",
+            "column_values_to_not_be_null",
+            "critical",
+            "order_id",
+            {"column": "order_id"},
+        ),
+        Check(
+            "corrupt", "column_values_to_be_null", "warn", "_corrupt_record", {"column": "_corrupt_record"}
+        ),
+        Check("fresh", "fresh", "warn", "order_ts", {"column": "order_ts", "max_age_days": 3}),
+    )
+    inputs = Inputs(as_of=date(2026, 6, 2))
+
+    narrowed = plan_suite(records, Suite("t.t", "-", checks, example_columns=("order_id", "note")), inputs)
+    everything = plan_suite(records, Suite("t.t", "-", checks), inputs)
+
+    # _raw is read by no check and shown in no example; a checked column stays for its example rows.
+    assert narrowed.frame.columns == [
+        "order_id",
+        "order_ts",
+        "note",
+        "_corrupt_record",
+        "_dq_age_days_order_ts",
+    ]
+    assert narrowed.frame.first()["_dq_age_days_order_ts"] == 1
+    assert everything.frame.columns == [*records.columns, "_dq_age_days_order_ts"]

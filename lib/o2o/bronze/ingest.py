@@ -156,10 +156,12 @@ def ingest_feed(
     if not new_files:
         return {"files": 0, "rows": 0, "malformed": 0}
     reader = read_json_feed if LANDING_FORMAT[feed] == "json" else read_csv_feed
-    # Cached once: validated, counted and written from the same parse of the new files only.
+    # Cached once: counted, validated and written from the same parse of the new files only. The counts
+    # come first: their one job parses the files into the cache, so the gate and the write read memory.
     records = with_lineage(reader(spark, feed, new_files), feed, run_id).cache()
     try:
-        if records.isEmpty():
+        rows, malformed = records.agg(F.count(F.lit(1)), F.count(CORRUPT)).first()
+        if rows == 0:
             # Header-only or empty exports (a day without CRM changes, a store without sales): nothing to
             # check or append, and no commit. Holding no row, they stay out of the ledger and are listed
             # again by the next run, where they again add nothing.
@@ -167,8 +169,6 @@ def ingest_feed(
         quality.gate(spark, cfg, table, records, run_id=run_id, stage="bronze", as_of=as_of, accept=accept)
         planned_on = lake.version(spark, cfg, table)
         lake.append_once(records, cfg, table, app_id=f"o2o-bronze-{feed}", txn_version=planned_on + 1)
-        rows = records.count()
-        malformed = records.where(F.col(CORRUPT).isNotNull()).count()
     finally:
         records.unpersist()
     return {"files": len(new_files), "rows": rows, "malformed": malformed}

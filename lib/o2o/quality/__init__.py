@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from typing import Any
 
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
@@ -17,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from o2o import lake, runs
 from o2o.config import Config
 from o2o.contracts import FEEDS
-from o2o.frames import checkpointed
+from o2o.frames import checkpointed, is_materialised
 from o2o.quality.checks import HINTS, Inputs, Plan, Planned, plan_suite
 from o2o.quality.report import CheckResult, GateReport, QualityGateFailed, format_report
 from o2o.quality.results import RESULTS_TABLE, append_results
@@ -59,9 +60,10 @@ def gate(
     updates Data Docs. Raises QualityGateFailed when a critical expectation fails that is not in `accept`
     (names as `expectation(column)` or `table:expectation(column)`); failed warnings are logged and recorded.
     `related` holds other tables the suite refers to (e.g. {"silver.customers": df}); missing ones are read
-    from the lake. The gate checkpoints its own frame for the validation and releases it afterwards;
-    callers that write `df` afterwards should materialise `df` first (`frames.checkpointed`, or a staged
-    Parquet frame) so the stage computes it only once.
+    from the lake. The gate computes its frame once for the validation (a checkpoint it releases
+    afterwards) unless `df` is already cached or checkpointed and every derived column is row-local.
+    Callers that write `df` afterwards should materialise `df` first (`cache`, `frames.checkpointed`, or a
+    staged Parquet frame) so the stage computes it only once.
     """
     report = _validate(
         spark, cfg, table, df, run_id=run_id, stage=stage, as_of=as_of, related=related, accept=accept
@@ -141,9 +143,7 @@ def _validate(
     report.suite_path = suite.path
     plan = plan_suite(df, suite, _inputs(spark, cfg, suite, stage, table, as_of, related))
     report.skipped.extend(plan.skipped)
-    # One checkpointed frame for all GX metric queries and the example rows (derived columns computed in the
-    # same pass): dozens of small queries, each on a one-node plan instead of the table's whole lineage.
-    with checkpointed(plan.frame) as frame:
+    with _materialised(df, plan) as frame:
         docs_root = _docs_root(cfg)
         specs = [
             gx_adapter.ExpectationSpec(
@@ -177,10 +177,28 @@ def _validate(
     return report
 
 
+@contextmanager
+def _materialised(df: DataFrame, plan: Plan) -> Iterator[DataFrame]:
+    """The frame GX queries: computed once for all its metric queries and the example rows.
+
+    A frame the caller already holds in memory (bronze's cached parse, gold's checkpointed rows) is used as
+    it is when every derived column is an expression on its own row: each query then scans memory and
+    recomputes a few expressions, cheaper than a second copy. Otherwise the derived columns (joins to other
+    tables, windows) are computed in one pass and checkpointed: dozens of small queries, each on a one-node
+    plan instead of the table's whole lineage.
+    """
+    if plan.row_local and is_materialised(df):
+        yield plan.frame
+        return
+    with checkpointed(plan.frame) as frame:
+        yield frame
+
+
 @dataclass
 class _Batch:
     reports: list[GateReport] = field(default_factory=list)
     docs: dict[str, list] = field(default_factory=dict)
+    previous_runs: dict[str, Any] = field(default_factory=dict)
 
 
 _batch: _Batch | None = None
@@ -242,7 +260,13 @@ def _inputs(
 
 def _previous_rows(spark: SparkSession, cfg: Config, stage: str, table: str) -> int | None:
     """Rows the previous successful run of the stage wrote: details.rows_out_by_table[table], else rows_out."""
-    row = runs.last_successful_run(spark, cfg, stage)
+    # One read of ops.pipeline_runs per stage: a batch (bronze gates seven feeds) keeps the row it read.
+    if _batch is not None and stage in _batch.previous_runs:
+        row = _batch.previous_runs[stage]
+    else:
+        row = runs.last_successful_run(spark, cfg, stage)
+        if _batch is not None:
+            _batch.previous_runs[stage] = row
     if row is None:
         return None
     try:

@@ -15,6 +15,8 @@ from pyspark.sql import Column, DataFrame, Window
 from o2o.quality.suites import Check, Suite
 
 DERIVED_PREFIX = "_dq_"
+# Custom checks whose derived column reads only its own row (or none): cheap to recompute per GX query.
+ROW_LOCAL = frozenset({"fresh", "not_nan", "rows_satisfy", "volume_within_band_of_previous_run"})
 
 HINTS = {
     "column_values_to_not_be_null": "rows without a value: check the source feed and the silver mapping of this column",
@@ -64,6 +66,8 @@ class Plan:
     planned: tuple[Planned, ...]
     skipped: tuple[str, ...]
     derived_columns: tuple[str, ...]
+    # Every derived column is an expression on its own row (no join, no window over other rows).
+    row_local: bool = True
 
 
 def plan_suite(df: DataFrame, suite: Suite, inputs: Inputs) -> Plan:
@@ -83,7 +87,37 @@ def plan_suite(df: DataFrame, suite: Suite, inputs: Inputs) -> Plan:
         if item.kwargs.get("column", "").startswith(DERIVED_PREFIX):
             derived.append(item.kwargs["column"])
         planned.append(item)
-    return Plan(frame=frame, planned=tuple(planned), skipped=tuple(skipped), derived_columns=tuple(derived))
+    needed = _needed_columns(frame, suite, planned)
+    if needed is not None:
+        frame = frame.select(*needed)
+    return Plan(
+        frame=frame,
+        planned=tuple(planned),
+        skipped=tuple(skipped),
+        derived_columns=tuple(derived),
+        row_local=all(item.check.expect in ROW_LOCAL for item in planned if item.check.is_custom),
+    )
+
+
+def _needed_columns(frame: DataFrame, suite: Suite, planned: list[Planned]) -> list[str] | None:
+    """The columns the validation and its example rows read, in frame order; None keeps them all.
+
+    The gate materialises its frame once for all of GX's queries: a bronze frame carries each record's raw
+    line, which no check reads. With `example_columns` set, only those, the checked columns and the derived
+    ones are kept. Without them (examples show every column), or when a check filters rows by an
+    expression GX evaluates itself (`row_condition`), nothing is dropped.
+    """
+    if not suite.example_columns or any("row_condition" in item.kwargs for item in planned):
+        return None
+    wanted = set(suite.example_columns)
+    for item in planned:
+        for params in (item.kwargs, item.check.params):
+            for name in ("column", "column_A", "column_B", "column_list", "key"):
+                value = params.get(name)
+                wanted.update([value] if isinstance(value, str) else value or [])
+        if item.check.column:
+            wanted.add(item.check.column)
+    return [column for column in frame.columns if column in wanted or column.startswith(DERIVED_PREFIX)]
 
 
 # ---------------------------------------------------------------- plain GX expectations
