@@ -243,6 +243,7 @@ def pipeline_part(
             spent = (
                 last["generation_seconds"]
                 + last["pipeline_seconds"]
+                + last["stages"]["bronze"]["seconds_without_gates"]
                 + sum(stage["seconds"] for stage in last["incremental_day"]["stages"].values())
             )
             estimate = spent * lines / last["order_lines_requested"]
