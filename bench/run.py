@@ -177,6 +177,15 @@ def rfm_part(
     return result
 
 
+def _budget_spent(deadline: float, settings: dict, part: str, lines: int) -> bool:
+    """True (and the scale listed as skipped) once the bench's time budget is spent."""
+    if time.monotonic() <= deadline:
+        return False
+    settings["scales_skipped"].append({"order_lines": lines, "part": part, "reason": "budget spent"})
+    print(f"bench: {part} {lines:,} lines skipped: budget spent", flush=True)
+    return True
+
+
 def gold_part(
     spark: SparkSession, cfg: Config, args: argparse.Namespace, deadline: float, settings: dict
 ) -> dict:
@@ -184,11 +193,7 @@ def gold_part(
     work = Path(args.work_dir)
     result: dict = {"as_of": AS_OF.isoformat(), "scales": []}
     for lines in args.scales:
-        if time.monotonic() > deadline:
-            settings["scales_skipped"].append(
-                {"order_lines": lines, "part": "gold", "reason": "budget spent"}
-            )
-            print(f"bench: gold {lines:,} lines skipped: budget spent", flush=True)
+        if _budget_spent(deadline, settings, "gold", lines):
             continue
         print(f"bench: gold stage {lines:,} order lines", flush=True)
         data, _ = synthetic_orders.ensure(spark, work, lines, AS_OF, cfg.gold.lookback_days)
@@ -205,15 +210,10 @@ def bronze_part(
     warmup = None
     if args.pipeline_warmup_lines:  # the first GX context, class loading and JIT, out of the measured runs
         print(f"bench: bronze warm-up, {args.pipeline_warmup_lines:,} order lines (untimed)", flush=True)
-        warmup = pipeline_bench.bench_bronze(spark, cfg, args.pipeline_warmup_lines, work)["bronze"][
-            "seconds"
-        ]
+        warmed = pipeline_bench.bench_bronze(spark, cfg, args.pipeline_warmup_lines, work)
+        warmup = warmed["bronze"]["seconds"]
     for lines in args.pipeline_scales:
-        if time.monotonic() > deadline:
-            settings["scales_skipped"].append(
-                {"order_lines": lines, "part": "bronze", "reason": "budget spent"}
-            )
-            print(f"bench: bronze {lines:,} lines skipped: budget spent", flush=True)
+        if _budget_spent(deadline, settings, "bronze", lines):
             continue
         print(f"bench: bronze with and without gates, {lines:,} order lines", flush=True)
         scales.append(pipeline_bench.bench_bronze(spark, cfg, lines, work))
