@@ -25,6 +25,14 @@ def _data_dir() -> Path:
     return Path(os.environ.get("O2O_DATA_DIR", PROJECT.parent / "shared" / "data"))
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Tests on the one sample lake share a pytest-xdist group: one worker builds it, once (`--dist loadgroup`)."""
+    for item in items:
+        if {"sample_lake", "trained_sample_lake"} & set(item.fixturenames):
+            item.add_marker(pytest.mark.xdist_group("sample_lake"))
+
+
 @pytest.fixture(scope="session")
 def base_cfg() -> Config:
     """The local config with a small Spark: local[2], UI off, two shuffle partitions.

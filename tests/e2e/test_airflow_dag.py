@@ -1,4 +1,5 @@
-"""The Airflow 3 DAG with real Airflow: it imports cleanly, its tasks are in stage order, and dag.test() runs it."""
+"""The Airflow 3 DAG with real Airflow: it imports cleanly, its tasks are in stage order, and dag.test() runs it on a
+real standalone cluster after the README's spark-submit, from what `make dist` builds."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pyspark.sql.functions as F
 import pytest
 from e2e_lakes import lake_env, lake_settings
+from standalone import SPARK_HOME, build_dist, master_state, spark_submit, standalone_cluster
 
 from o2o import lake
 from o2o.contracts import FEEDS
@@ -22,7 +24,8 @@ STAGES = ["bronze", "silver", "gold", "train", "recommend"]
 CUSTOMERS, DAYS, SEED = 200, 10, 13
 AS_OF = date(2026, 6, 10)  # generator.start_date 2026-06-01 + DAYS - 1
 
-pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
+# One xdist worker runs this module: one Airflow home and metadata DB, migrated once.
+pytestmark = [pytest.mark.pipeline, pytest.mark.slow, pytest.mark.xdist_group("airflow")]
 
 
 @pytest.fixture(scope="module")
@@ -108,57 +111,97 @@ def test_a_failing_stage_fails_its_task_and_nothing_downstream_runs(airflow_home
     assert not (tmp_path / "lake").exists()
 
 
-def test_dag_test_runs_every_stage_through_spark_submit(airflow_home, spark, base_cfg, tmp_path, monkeypatch):
+def test_spark_submit_and_the_dag_run_every_stage_on_a_standalone_cluster_from_dist(
+    airflow_home, spark, base_cfg, tmp_path, monkeypatch
+):
+    """The README's spark-submit of bronze, then dag.test() for the same date, on one real standalone cluster.
+
+    Jobs, conf and the package come from a `make dist` folder (O2O_HOME), as on a cluster; the DAG's
+    Spark connection points at the master. The DAG's bronze task re-runs a date bronze already did by
+    hand, so it must find nothing new and change no table (reruns of a date are safe).
+    """
     from airflow.dag_processing.dagbag import DagBag
 
+    dist = build_dist(tmp_path / "dist")
     settings = lake_settings(tmp_path)
-    landing = settings["landing"]
-    job_env = {
-        **lake_env(settings),
-        # Ten days of sample data are enough to train on with two-day evaluation windows.
-        "O2O__RECO__TEST_DAYS": "2",
-        "O2O__RECO__VALIDATION_DAYS": "2",
-        "O2O__SPARK__SHUFFLE_PARTITIONS": "2",
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # spark-submit
-        # The task's Spark connection: a local master, given the way deployments give it (env var).
-        "AIRFLOW_CONN_SPARK_O2O": json.dumps({"conn_type": "spark", "host": "local[2]"}),
-    }
-    for key, value in job_env.items():
-        monkeypatch.setenv(key, value)
-    generated = subprocess.run(
-        [sys.executable, "-m", "o2o.cli", "generate", "--customers", str(CUSTOMERS), "--days", str(DAYS),
-         "--seed", str(SEED), "--landing", str(landing)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert generated.returncode == 0, generated.stderr
-
-    dag = DagBag(dag_folder=str(PROJECT / "dags")).dags[DAG_ID]  # a copy of its own: retries off below
-    for task in dag.tasks:
-        task.retries = 0  # a failure shows at once instead of after the back-off delays
-    run = dag.test(
-        logical_date=datetime(AS_OF.year, AS_OF.month, AS_OF.day, tzinfo=timezone.utc),
-        run_conf={"env": "local"},
-    )
-
-    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
-    assert states == {stage: "success" for stage in STAGES}, states
-    assert run.state == "success"
-
     cfg = base_cfg.replace(lake=settings)
+    with standalone_cluster(tmp_path / "cluster") as cluster:
+        job_env = {
+            **lake_env(settings),
+            # Ten days of sample data are enough to train on with two-day evaluation windows.
+            "O2O__RECO__TEST_DAYS": "2",
+            "O2O__RECO__VALIDATION_DAYS": "2",
+            "O2O__SPARK__SHUFFLE_PARTITIONS": "2",
+            "O2O_PII_SALT": "e2e-cluster-test-salt",  # conf/cluster.yaml has no dev default
+            "O2O_HOME": str(dist),  # read when the DAG is parsed: jobs/, conf/ and o2o.zip from dist/
+            "SPARK_HOME": str(SPARK_HOME),
+            "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # spark-submit
+            # The task's Spark connection, given the way deployments give it (env var): the cluster's master.
+            "AIRFLOW_CONN_SPARK_O2O": json.dumps(
+                {"conn_type": "spark", "host": cluster["host"], "port": cluster["port"]}
+            ),
+        }
+        for key, value in job_env.items():
+            monkeypatch.setenv(key, value)
+        generated = subprocess.run(
+            [sys.executable, "-m", "o2o.cli", "generate", "--customers", str(CUSTOMERS), "--days", str(DAYS),
+             "--seed", str(SEED), "--landing", settings["landing"]],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert generated.returncode == 0, generated.stderr
+
+        log = tmp_path / "bronze_ingest.log"
+        exit_code = spark_submit(
+            cluster["url"], dist, "bronze_ingest", ["--env", "cluster", "--as-of", AS_OF.isoformat()],
+            dict(os.environ), log,
+        )  # fmt: skip
+        assert exit_code == 0, (
+            f"spark-submit bronze exited {exit_code}:\n{log.read_text(errors='replace')[-6000:]}"
+        )
+        bronze_versions = {feed: lake.version(spark, cfg, f"bronze.{feed}") for feed in FEEDS}
+
+        dag = DagBag(dag_folder=str(PROJECT / "dags")).dags[DAG_ID]  # a copy of its own: retries off below
+        assert {task.application for task in dag.tasks} <= {str(p) for p in (dist / "jobs").glob("*.py")}
+        for task in dag.tasks:
+            task.retries = 0  # a failure shows at once instead of after the back-off delays
+        run = dag.test(
+            logical_date=datetime(AS_OF.year, AS_OF.month, AS_OF.day, tzinfo=timezone.utc),
+            run_conf={"env": "cluster"},
+        )
+        states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+        assert states == {stage: "success" for stage in STAGES}, states
+        assert run.state == "success"
+
+        # Every job ran on the cluster (not in a local master inside the driver), with an executor on each worker.
+        finished = master_state(cluster["webui"])["completedapps"]
+        names = sorted(app["name"] for app in finished)
+        assert names == sorted(
+            ["o2o-bronze_ingest", *(f"o2o-{stage}-{AS_OF.isoformat()}" for stage in STAGES)]
+        )
+        assert {app["state"] for app in finished} == {"FINISHED"}
+        for work_dir in cluster["work_dirs"]:
+            assert len([d for d in work_dir.glob("app-*") if d.is_dir()]) == len(finished), sorted(
+                work_dir.iterdir()
+            )
+
+    assert {feed: lake.version(spark, cfg, f"bronze.{feed}") for feed in FEEDS} == bronze_versions
     assert all(lake.read(spark, cfg, f"bronze.{feed}").count() > 0 for feed in FEEDS)
     bronze_orders = sum(
         lake.read(spark, cfg, f"bronze.{feed}").count() for feed in ("online_orders", "pos_sales")
     )
     assert 0 < lake.read(spark, cfg, "silver.orders").count() <= bronze_orders
     on_as_of = F.col("as_of") == F.lit(AS_OF)
-    rfm_rows = lake.read(spark, cfg, "gold.customer_rfm").where(on_as_of).count()
+    rfm = lake.read(spark, cfg, "gold.customer_rfm").where(on_as_of)
+    rfm_rows = rfm.count()
     assert 0 < rfm_rows <= lake.read(spark, cfg, "silver.customers").count()
+    assert rfm.select("customer_key").distinct().count() == rfm_rows
     assert lake.read(spark, cfg, "gold.model_metrics").count() > 0
+    assert lake.read(spark, cfg, "ops.models").count() == 1
     recommendations = lake.read(spark, cfg, "gold.recommendations")
     assert recommendations.count() > 0
     assert recommendations.groupBy("customer_key").count().where(F.col("count") > cfg.reco.top_n).count() == 0
-    runs = lake.read(spark, cfg, "ops.pipeline_runs").select("stage", "status", "as_of").collect()  # 5 rows
-    assert sorted(r["stage"] for r in runs) == sorted(STAGES)
+    runs = lake.read(spark, cfg, "ops.pipeline_runs").select("stage", "status", "as_of").collect()
+    assert sorted(r["stage"] for r in runs) == sorted(["bronze", *STAGES])  # bronze by hand, then the DAG
     assert {(r["status"], r["as_of"]) for r in runs} == {("succeeded", AS_OF)}

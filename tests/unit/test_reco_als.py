@@ -93,3 +93,28 @@ def test_thirty_iterations_with_checkpointing_do_not_overflow(spark, cfg):
     assert len(scores) == 8 * 3
     assert all(math.isfinite(s) for s in scores)
     fit.release()
+
+
+def _unset_checkpoint_dir(spark):
+    # SparkContext has no public way to unset its checkpoint folder; the Scala field's setter does it.
+    getattr(spark.sparkContext._jsc.sc(), "checkpointDir_$eq")(spark.sparkContext._jvm.scala.Option.empty())
+
+
+def test_fitting_in_a_session_without_checkpoint_folder_sets_one(spark, cfg):
+    # A session whose first ALS fit comes from a notebook or test (no train stage ran to set the lake's
+    # folder): without a folder ALS never cuts its lineage, and a long fit overflowed the stack.
+    saved = spark.sparkContext.getCheckpointDir()
+    _unset_checkpoint_dir(spark)
+    try:
+        assert spark.sparkContext.getCheckpointDir() is None
+        rc, params = _rc(cfg, maxIter=12)
+
+        fit = fit_implicit(_events(spark), REFERENCE, rc, params, blocks=2)
+
+        folder = spark.sparkContext.getCheckpointDir()
+        assert folder is not None and "o2o-als-checkpoints-" in folder
+        assert fit.model.userFactors.count() == 8
+        fit.release()
+    finally:
+        if saved:
+            spark.sparkContext.setCheckpointDir(saved)

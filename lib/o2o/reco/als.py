@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import pyspark.sql.functions as F
 from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, SparkSession
@@ -9,6 +11,18 @@ from pyspark.sql import DataFrame, SparkSession
 USER = "user"
 ITEM = "item"
 RATING = "rating"
+
+
+def ensure_checkpoint_dir(spark: SparkSession, directory: str | None = None) -> str:
+    """The session's checkpoint folder, set to `directory` or, when none is set, a temporary one.
+
+    ALS truncates its lineage there every `checkpointInterval` iterations only when a folder is set;
+    without one the lineage grows with every iteration until deserialising a task overflows the stack.
+    """
+    current = spark.sparkContext.getCheckpointDir()
+    if directory or not current:
+        spark.sparkContext.setCheckpointDir(directory or tempfile.mkdtemp(prefix="o2o-als-checkpoints-"))
+    return spark.sparkContext.getCheckpointDir()
 
 
 def build(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,14 +23,6 @@ SURPRISE = {
 }
 # Chosen on fold 1: RMSE 0.9315 (rank 10, reg 0.1, 15 it), 0.9300 (20, 0.1, 20), 0.9263 (30, 0.12, 20).
 DEFAULT_PARAMS = {"rank": 30, "regParam": 0.12, "maxIter": 20}
-
-
-def ensure_checkpoint_dir(spark: SparkSession, directory: str | None = None) -> str:
-    """The session's checkpoint folder (ALS truncates its lineage there); a temporary one when none is set."""
-    current = spark.sparkContext.getCheckpointDir()
-    if directory or not current:
-        spark.sparkContext.setCheckpointDir(directory or tempfile.mkdtemp(prefix="o2o-als-checkpoints-"))
-    return spark.sparkContext.getCheckpointDir()
 
 
 def read_ratings(spark: SparkSession, path: str | Path) -> DataFrame:
@@ -58,7 +49,7 @@ def evaluate_fold(
     checkpoint_interval: int = 5,
 ) -> dict:
     """Fit explicit ALS on u<fold>.base, score u<fold>.test: RMSE, MAE, fit seconds, rows scored."""
-    ensure_checkpoint_dir(spark)
+    als.ensure_checkpoint_dir(spark)
     folder = Path(data_dir)
     train = read_ratings(spark, folder / f"u{fold}.base").cache()
     test = read_ratings(spark, folder / f"u{fold}.test").cache()

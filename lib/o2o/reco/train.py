@@ -124,6 +124,7 @@ def fit_implicit(
     ratings = features.to_ratings(trainable, customer_ids, sku_ids)
     if ratings.isEmpty():
         return Fit(None, customer_ids, sku_ids, confidence)
+    als.ensure_checkpoint_dir(interactions.sparkSession)
     estimator = als.build(
         params, implicit=True, seed=rc.seed, checkpoint_interval=rc.checkpoint_interval, blocks=blocks
     )
@@ -289,7 +290,7 @@ def run(
 ) -> StageResult:
     """silver.interactions (+ gold.customer_rfm) -> tuned ALS model, ops.models row, gold.model_metrics rows."""
     rc = cfg.reco
-    spark.sparkContext.setCheckpointDir(lake.checkpoints_dir(cfg))
+    als.ensure_checkpoint_dir(spark, lake.checkpoints_dir(cfg))
     blocks = spark.sparkContext.defaultParallelism
     input_versions = {name: lake.version(spark, cfg, name) for name in INPUTS}
     if input_versions["silver.interactions"] is None:
