@@ -131,10 +131,13 @@ def test_spark_submit_and_the_dag_run_every_stage_on_a_standalone_cluster_from_d
             # Ten days of sample data are enough to train on with two-day evaluation windows.
             "O2O__RECO__TEST_DAYS": "2",
             "O2O__RECO__VALIDATION_DAYS": "2",
+            # One small parameter combination: this test is about where the jobs run, not model quality.
+            "O2O__RECO__GRID": "{rank: [8], regParam: [1.0], alpha: [2.0], maxIter: [5]}",
             "O2O__SPARK__SHUFFLE_PARTITIONS": "2",
             "O2O_PII_SALT": "e2e-cluster-test-salt",  # conf/cluster.yaml has no dev default
             "O2O_HOME": str(dist),  # read when the DAG is parsed: jobs/, conf/ and o2o.zip from dist/
             "SPARK_HOME": str(SPARK_HOME),
+            "SPARK_CONF_DIR": str(cluster["conf_dir"]),  # the cluster's spark-defaults.conf
             "PYSPARK_PYTHON": sys.executable,
             "PYSPARK_DRIVER_PYTHON": sys.executable,
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # spark-submit
