@@ -25,7 +25,7 @@ CUSTOMERS, DAYS, SEED = 200, 10, 13
 AS_OF = date(2026, 6, 10)  # generator.start_date 2026-06-01 + DAYS - 1
 
 # One xdist worker runs this module: one Airflow home and metadata DB, migrated once.
-pytestmark = [pytest.mark.pipeline, pytest.mark.slow, pytest.mark.xdist_group("airflow")]
+pytestmark = pytest.mark.xdist_group("airflow")
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,7 @@ def test_tasks_run_in_stage_order_with_retries_and_one_run_at_a_time(dagbag):
         assert task.conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
 
 
+@pytest.mark.slow
 def test_a_failing_stage_fails_its_task_and_nothing_downstream_runs(airflow_home, tmp_path, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
@@ -111,6 +112,8 @@ def test_a_failing_stage_fails_its_task_and_nothing_downstream_runs(airflow_home
     assert not (tmp_path / "lake").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.pipeline  # 12 minutes alone on 2 cores: `make test-pipeline`, not CI (README)
 def test_spark_submit_and_the_dag_run_every_stage_on_a_standalone_cluster_from_dist(
     airflow_home, spark, base_cfg, tmp_path, monkeypatch
 ):

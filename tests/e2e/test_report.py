@@ -17,8 +17,6 @@ from browser import require_chromium
 from o2o import lake
 from o2o.report import build_report
 
-pytestmark = pytest.mark.pipeline
-
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
