@@ -151,7 +151,6 @@ def fit_implicit(
 def bench(spark: SparkSession, rc: RecoConfig, as_of: date, events: int, customers: int, items: int) -> dict:
     """Fit both on the same matrix: training seconds, peak memory, precision@k and NDCG@k, and the metric cross-check."""
     params = {name: values[0] for name, values in sorted(rc.grid.items())}
-    als.ensure_checkpoint_dir(spark)
     source = synthetic_interactions(spark, events, customers, items, groups=20, as_of=as_of, days=120)
     data = training_data(source, rc, as_of)
     relevant = data["relevant"]

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pyspark
 
-from o2o.spark import DELTA_CATALOG, DELTA_EXTENSION
+from o2o.config import load_config
+from o2o.spark import DELTA_CATALOG, DELTA_EXTENSION, cached_delta_jars
 
 PROJECT = Path(__file__).resolve().parents[2]
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
-JARS = PROJECT / ".cache" / "spark-jars" / "jars"
 
 # What this test cluster's admin would put in spark-defaults.conf for its tiny tables and one-core workers
 # (measured on 200 generated customers: bronze 112 -> 84 s, silver 247 -> 163 s). Delta reads a table's
@@ -164,10 +164,10 @@ def build_dist(folder: Path) -> Path:
 
 def offline_delta_jars() -> str:
     """The cached Delta jars as one --jars value (what `make setup` resolved; the --packages equivalent)."""
-    jars = sorted(JARS.glob("*.jar"))
-    if not any(p.name.startswith("io.delta_delta-spark_") for p in jars):
-        raise RuntimeError(f"Delta jars not cached in {JARS}; run `make setup` first")
-    return ",".join(str(p) for p in jars)
+    jars = cached_delta_jars(load_config("local"))
+    if not jars:
+        raise RuntimeError("Delta jars not cached in .cache/spark-jars; run `make setup` first")
+    return ",".join(jars)
 
 
 def spark_submit(master: str, dist: Path, job: str, args: list[str], env: dict, log: Path) -> int:

@@ -33,7 +33,11 @@ def build(
     blocks: int = 10,
     nonnegative: bool = False,
 ) -> ALS:
-    """An ALS estimator on columns user/item/rating; unknown users or items are dropped at scoring time."""
+    """An ALS estimator on columns user/item/rating; unknown users or items are dropped at scoring time.
+
+    The active session gets a checkpoint folder when it has none, so every fit can cut its lineage.
+    """
+    ensure_checkpoint_dir(SparkSession.active())
     als = ALS(
         userCol=USER,
         itemCol=ITEM,

@@ -49,7 +49,6 @@ def evaluate_fold(
     checkpoint_interval: int = 5,
 ) -> dict:
     """Fit explicit ALS on u<fold>.base, score u<fold>.test: RMSE, MAE, fit seconds, rows scored."""
-    als.ensure_checkpoint_dir(spark)
     folder = Path(data_dir)
     train = read_ratings(spark, folder / f"u{fold}.base").cache()
     test = read_ratings(spark, folder / f"u{fold}.test").cache()

@@ -124,7 +124,6 @@ def fit_implicit(
     ratings = features.to_ratings(trainable, customer_ids, sku_ids)
     if ratings.isEmpty():
         return Fit(None, customer_ids, sku_ids, confidence)
-    als.ensure_checkpoint_dir(interactions.sparkSession)
     estimator = als.build(
         params, implicit=True, seed=rc.seed, checkpoint_interval=rc.checkpoint_interval, blocks=blocks
     )
