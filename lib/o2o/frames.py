@@ -99,23 +99,32 @@ def _text(value: Any, data_type: DataType) -> Any:
     return str(value)
 
 
-@contextmanager
-def checkpointed(df: DataFrame) -> Iterator[DataFrame]:
-    """`df` computed once into executor memory (spilling to disk) with its lineage cut; freed when the block ends.
+def local_checkpoint(df: DataFrame) -> DataFrame:
+    """`df` computed now into executor memory (spilling to disk) with its lineage cut; free it with `release`.
 
-    For a frame that many small queries read (a Great Expectations validation issues dozens): with
-    `persist` every query still analyses and optimises the whole lineage (a second or more each on deep
-    gold plans); the checkpointed frame's plan is one in-memory scan. Use the frame only inside the block.
+    For a frame that many queries read (a Great Expectations validation issues dozens, a grid fits ALS
+    several times): with `persist` every query still analyses and optimises the whole lineage (a second or
+    more each on deep gold plans); the checkpointed frame's plan is one in-memory scan.
     """
     # Deserialized, as DataFrame.cache stores: a block spilled to disk is read back as a stream. With PySpark's
     # serialized MEMORY_AND_DISK, reading a spilled block first allocates its whole size on the heap; a bronze
     # run of 1M order lines died there (OutOfMemoryError in BlockManager.maybeCacheDiskBytesInMemory).
-    frame = df.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK_DESER)
+    return df.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK_DESER)
+
+
+def release(frame: DataFrame) -> None:
+    """Free the blocks of a `local_checkpoint` frame (they belong to the RDD under its one-node plan)."""
+    frame._jdf.queryExecution().logical().rdd().unpersist(False)
+
+
+@contextmanager
+def checkpointed(df: DataFrame) -> Iterator[DataFrame]:
+    """`df` as a `local_checkpoint`, freed when the block ends; use the frame only inside the block."""
+    frame = local_checkpoint(df)
     try:
         yield frame
     finally:
-        # The checkpoint's blocks belong to the RDD under the frame's one-node plan (a LogicalRDD).
-        frame._jdf.queryExecution().logical().rdd().unpersist(False)
+        release(frame)
 
 
 def is_materialised(df: DataFrame) -> bool:

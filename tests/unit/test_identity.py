@@ -418,6 +418,70 @@ def test_phone_formats_and_channels_link_one_person(spark):
     assert keys["member"] == new_key("member:M001")
 
 
+def test_repeated_sightings_keep_the_first_and_last_of_each_attribute_set(spark):
+    def view(event_id: str, user: str, day: int) -> dict:
+        return {
+            "event_id": event_id,
+            "event_type": "view",
+            "user_id": user,
+            "event_ts": f"2026-06-{day:02d}T08:00:00Z",
+        }
+
+    def open_id(log_id: str, phone: str | None, day: int) -> dict:
+        return {
+            "log_id": log_id,
+            "openid": "op-1",
+            "bound_phone": phone,
+            "ts": int(ts(day, 8).timestamp() * 1000),
+        }
+
+    feeds = {
+        "app_clickstream": bronze(
+            spark,
+            "app_clickstream",
+            [view("e1", "u1", 3), view("e2", "u1", 1), view("e3", "u1", 9), view("e4", "u2", 5)],
+        ),
+        "mini_program_clickstream": bronze(
+            spark,
+            "mini_program_clickstream",
+            [
+                open_id("l1", None, 2),
+                open_id("l2", "13812345678", 4),
+                open_id("l3", "13812345678", 6),
+                open_id("l4", None, 8),
+            ],
+        ),
+    }
+    obs, _ = identity_observations(feeds, SALT, "86", ZONES)
+    phone = h("+8613812345678")
+    check(
+        obs,
+        spark.createDataFrame(
+            [
+                # u1 seen on days 3, 1, 9: the first and the last sighting; u2 once.
+                ("online_account", "u1", None, None, None, None, "app", ts(1, 8), True),
+                ("online_account", "u1", None, None, None, None, "app", ts(9, 8), True),
+                ("online_account", "u2", None, None, None, None, "app", ts(5, 8), True),
+                # op-1 without a phone on days 2 and 8, with one on days 4 and 6: each set keeps its ends.
+                ("mini_program", "op-1", None, None, None, None, "mini_program", ts(2, 8), True),
+                ("mini_program", "op-1", None, None, None, None, "mini_program", ts(8, 8), True),
+                ("mini_program", "op-1", None, phone, None, None, "mini_program", ts(4, 8), True),
+                ("mini_program", "op-1", None, phone, None, None, "mini_program", ts(6, 8), True),
+            ],
+            OBSERVATION_SCHEMA,
+        ),
+    )
+    # The golden record reads the latest phone and the earliest sighting from the reduced rows.
+    result = resolve_identities(obs, no_links(spark), None, None, "run-1", RUN_TS)
+    golden = golden_customers(result.assignments, obs, None, result.merges, "run-1")
+    check(
+        golden.where(F.col("customer_key") == new_key("mini_program:op-1")).select(
+            "phone_hash", "first_seen_ts"
+        ),
+        spark.createDataFrame([(phone, ts(2, 8))], "phone_hash string, first_seen_ts timestamp"),
+    )
+
+
 def test_canonical_phone_follows_the_rules_in_order(spark):
     typed_to_e164 = {
         "138-1234-5678": "+8613812345678",  # national number of the default country

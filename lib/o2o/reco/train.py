@@ -14,7 +14,7 @@ import o2o
 from o2o import lake
 from o2o.config import Config, RecoConfig
 from o2o.contracts import RECO
-from o2o.frames import local_frame
+from o2o.frames import local_checkpoint, local_frame, release
 from o2o.reco import als, baselines, features, metrics, movielens
 from o2o.runs import StageResult
 
@@ -85,16 +85,47 @@ def segments_before(
     return snapshot, segments_at(lake.read(spark, cfg, "gold.customer_rfm", version=rfm_version), snapshot)
 
 
-class Fit:
-    """An ALS model with the id maps and confidence it was trained on."""
+class TrainingSet:
+    """Implicit confidence, id maps and ALS ratings of the events before one reference time, computed once.
 
-    def __init__(
-        self, model: ALSModel | None, customer_ids: DataFrame, sku_ids: DataFrame, confidence: DataFrame
-    ):
+    Every fit of a parameter grid reads the same ratings: materialised, they are neither recomputed (the
+    confidence aggregate, the id numbering, two joins) nor re-planned per fit.
+    """
+
+    def __init__(self, interactions: DataFrame, reference: datetime, rc: RecoConfig):
+        self.confidence = features.implicit_confidence(
+            interactions, reference, rc.event_weights, rc.recency_half_life_days
+        ).cache()
+        trainable = features.active_customers(self.confidence, rc.min_interactions)
+        self.customer_ids = features.dense_index(trainable, "customer_key", "user").cache()
+        self.sku_ids = features.dense_index(trainable, "sku", "item").cache()
+        self.ratings = local_checkpoint(features.to_ratings(trainable, self.customer_ids, self.sku_ids))
+        self.empty = self.ratings.isEmpty()
+
+    def fit(self, rc: RecoConfig, params: dict, blocks: int) -> ALSModel | None:
+        """Implicit ALS with `params` on these ratings; None when there is nothing to train on."""
+        if self.empty:
+            return None
+        estimator = als.build(
+            params, implicit=True, seed=rc.seed, checkpoint_interval=rc.checkpoint_interval, blocks=blocks
+        )
+        return estimator.fit(self.ratings)
+
+    def release(self) -> None:
+        for frame in (self.customer_ids, self.sku_ids, self.confidence):
+            frame.unpersist()
+        release(self.ratings)
+
+
+class Fit:
+    """An ALS model with the training set (id maps, confidence) it was fitted on."""
+
+    def __init__(self, model: ALSModel | None, data: TrainingSet):
         self.model = model
-        self.customer_ids = customer_ids
-        self.sku_ids = sku_ids
-        self.confidence = confidence
+        self.data = data
+        self.customer_ids = data.customer_ids
+        self.sku_ids = data.sku_ids
+        self.confidence = data.confidence
 
     def recommend(self, customers: DataFrame, k: int) -> DataFrame:
         """Top-k ALS items for customers the model knows: customer_key, sku, score, rank."""
@@ -107,32 +138,68 @@ class Fit:
         )
 
     def release(self) -> None:
-        for frame in (self.customer_ids, self.sku_ids, self.confidence):
-            frame.unpersist()
+        self.data.release()
 
 
 def fit_implicit(
     interactions: DataFrame, reference: datetime, rc: RecoConfig, params: dict, blocks: int
 ) -> Fit:
     """Fit implicit ALS on events before `reference` (customers with too few events are left out)."""
-    confidence = features.implicit_confidence(
-        interactions, reference, rc.event_weights, rc.recency_half_life_days
-    ).cache()
-    trainable = features.active_customers(confidence, rc.min_interactions)
-    customer_ids = features.dense_index(trainable, "customer_key", "user").cache()
-    sku_ids = features.dense_index(trainable, "sku", "item").cache()
-    ratings = features.to_ratings(trainable, customer_ids, sku_ids)
-    if ratings.isEmpty():
-        return Fit(None, customer_ids, sku_ids, confidence)
-    estimator = als.build(
-        params, implicit=True, seed=rc.seed, checkpoint_interval=rc.checkpoint_interval, blocks=blocks
-    )
-    return Fit(estimator.fit(ratings), customer_ids, sku_ids, confidence)
+    data = TrainingSet(interactions, reference, rc)
+    return Fit(data.fit(rc, params, blocks), data)
 
 
 def _scores(recommended: DataFrame, relevant: DataFrame, k: int) -> dict:
     # One aggregate row; bounded.
     return metrics.ranking_metrics(recommended, relevant, k).head().asDict()
+
+
+def evaluate_grid(
+    interactions: DataFrame,
+    train_end: datetime,
+    eval_end: datetime,
+    rc: RecoConfig,
+    grid: list[dict],
+    blocks: int,
+    segments: DataFrame | None = None,
+    with_baselines: bool = False,
+) -> tuple[list[dict], dict[str, dict]]:
+    """Train before `train_end` with each parameter set, rank for customers who bought in [train_end, eval_end).
+
+    The customers scored are the window's buyers known in training, the same for every model. Returns
+    ALS's {customers, precision_at_k, recall_at_k, ndcg_at_k, map_at_k} per parameter set (in grid order;
+    {} when nothing is trainable) and, when asked, the baselines' scores by name.
+    """
+    data = TrainingSet(interactions, train_end, rc)
+    if data.empty:
+        data.release()
+        return [{} for _ in grid], {}
+    relevant = (
+        features.purchases_between(interactions, train_end, eval_end)
+        .join(data.customer_ids.select("customer_key"), "customer_key", "left_semi")
+        .cache()
+    )
+    customers = relevant.select("customer_key").distinct().cache()
+    try:
+        als_scores = [
+            _scores(Fit(data.fit(rc, params, blocks), data).recommend(customers, rc.k), relevant, rc.k)
+            for params in grid
+        ]
+        others = {}
+        if with_baselines:
+            popular = baselines.popularity(data.confidence, segments)
+            history = features.before(interactions, train_end)
+            candidates = {
+                "global_popular": baselines.global_popular(customers, popular, rc.k),
+                "segment_popular": baselines.segment_popular(customers, popular, segments, rc.k),
+                "buy_again": baselines.buy_again(customers, history, rc.k),
+            }
+            others = {name: _scores(recs, relevant, rc.k) for name, recs in candidates.items()}
+        return als_scores, others
+    finally:
+        relevant.unpersist()
+        customers.unpersist()
+        data.release()
 
 
 def evaluate_window(
@@ -145,39 +212,28 @@ def evaluate_window(
     segments: DataFrame | None = None,
     with_baselines: bool = False,
 ) -> dict[str, dict]:
-    """Train before `train_end`, rank for customers who bought in [train_end, eval_end) and are known in training.
-
-    Returns {model: {customers, precision_at_k, recall_at_k, ndcg_at_k, map_at_k}} for ALS and,
-    when asked, the baselines scored on the same customers and items.
-    """
-    fit = fit_implicit(interactions, train_end, rc, params, blocks)
-    try:
-        if fit.model is None:
-            return {}
-        relevant = features.purchases_between(interactions, train_end, eval_end).join(
-            fit.customer_ids.select("customer_key"), "customer_key", "left_semi"
-        )
-        customers = relevant.select("customer_key").distinct()
-        results = {"als": _scores(fit.recommend(customers, rc.k), relevant, rc.k)}
-        if with_baselines:
-            popular = baselines.popularity(fit.confidence, segments)
-            history = features.before(interactions, train_end)
-            candidates = {
-                "global_popular": baselines.global_popular(customers, popular, rc.k),
-                "segment_popular": baselines.segment_popular(customers, popular, segments, rc.k),
-                "buy_again": baselines.buy_again(customers, history, rc.k),
-            }
-            results.update({name: _scores(recs, relevant, rc.k) for name, recs in candidates.items()})
-        return results
-    finally:
-        fit.release()
+    """One parameter set through `evaluate_grid`: {model: scores} for ALS and, when asked, the baselines."""
+    (als_scores,), others = evaluate_grid(
+        interactions, train_end, eval_end, rc, [params], blocks, segments, with_baselines
+    )
+    return {"als": als_scores, **others} if als_scores else {}
 
 
 def evaluate_explicit(
     interactions: DataFrame, train_end: datetime, eval_end: datetime, rc: RecoConfig, blocks: int
 ) -> dict:
     """Explicit ALS on review ratings: train before `train_end`, RMSE/MAE on reviews in [train_end, eval_end)."""
-    reviews = features.review_ratings(interactions.where(F.col("event_ts") < F.lit(eval_end)))
+    # Computed once (a window over every review): the id maps, the fit and the scoring each read it.
+    reviews = local_checkpoint(
+        features.review_ratings(interactions.where(F.col("event_ts") < F.lit(eval_end)))
+    )
+    try:
+        return _explicit_errors(reviews, train_end, rc, blocks)
+    finally:
+        release(reviews)
+
+
+def _explicit_errors(reviews: DataFrame, train_end: datetime, rc: RecoConfig, blocks: int) -> dict:
     train = reviews.where(F.col("event_ts") < F.lit(train_end))
     test = reviews.where(F.col("event_ts") >= F.lit(train_end))
     params = dict(movielens.DEFAULT_PARAMS)
@@ -302,12 +358,11 @@ def run(
     if segments is not None:
         segments = segments.cache()
 
+    grid = grid_combinations(rc.grid)
+    tuned, _ = evaluate_grid(interactions, window.validation_start, window.test_start, rc, grid, blocks)
     tuning = [
-        {
-            "params": params,
-            **evaluate_window(interactions, window.validation_start, window.test_start, rc, params, blocks),
-        }
-        for params in grid_combinations(rc.grid)
+        {"params": params, **({"als": scores} if scores else {})}
+        for params, scores in zip(grid, tuned, strict=True)
     ]
     scored = [t for t in tuning if t.get("als")]
     chosen = max(scored, key=lambda t: t["als"]["ndcg_at_k"])["params"] if scored else tuning[0]["params"]

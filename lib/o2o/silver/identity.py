@@ -175,7 +175,8 @@ def identity_observations(
 
     Observations (OBSERVATION_SCHEMA, distinct rows): namespace, source id, the member id / salted phone and
     email hashes / city it carries, the sales channel, when it was seen (UTC), and whether the identity is
-    a known person (false for app devices). Raw phones and emails never leave this function.
+    a known person (false for app devices). Sightings that agree on all but the time are kept as two rows,
+    the first and the last (one when they are equal). Raw phones and emails never leave this function.
     Links (LINK_SCHEMA): an app device seen with a logged-in account. A POS member card is already the
     member identity itself (namespace 'member'), so it needs no link row.
     Feeds absent from `feeds` contribute nothing; corrupt rows and rows without an id are ignored;
@@ -286,10 +287,18 @@ def identity_observations(
     direct_links = empty_frame(spark, LINK_SCHEMA)
     for part in links:
         direct_links = direct_links.unionByName(part)
+    # Later steps use a sighting's time only as the earliest (first seen) or the latest (newest attribute
+    # value) of rows that agree on everything else, so each such group keeps its first and last sighting:
+    # a clickstream's million events of a few thousand identities become a few thousand rows.
+    facts = [name for name in OBSERVATION_SCHEMA.fieldNames() if name != "seen_ts"]
+    sightings = (
+        observations.where(F.col("namespace").isNotNull() & F.col("source_customer_id").isNotNull())
+        .groupBy(*facts)
+        .agg(F.min("seen_ts").alias("_first"), F.max("seen_ts").alias("_last"))
+        .select(*facts, F.explode(F.array_distinct(F.array("_first", "_last"))).alias("seen_ts"))
+    )
     return (
-        observations.where(
-            F.col("namespace").isNotNull() & F.col("source_customer_id").isNotNull()
-        ).distinct(),
+        sightings.select(*OBSERVATION_SCHEMA.fieldNames()),
         direct_links.where(
             F.col("source_customer_id").isNotNull() & F.col("linked_source_customer_id").isNotNull()
         ).distinct(),

@@ -34,6 +34,9 @@ class ConformedInteractions:
     anonymous_purchase_lines: DataFrame
 
 
+EVENT_FEEDS = ("app_clickstream", "mini_program_clickstream", "reviews")
+
+
 def _mini_program_event(action: object) -> object:
     pairs = [F.lit(x) for kv in sorted(MINI_PROGRAM_ACTIONS.items()) for x in kv]
     return F.try_element_at(F.create_map(*pairs), F.lower(F.trim(action)))
@@ -167,21 +170,13 @@ def _events(
     )
 
 
-def conform_interactions(
-    app: DataFrame,
-    mini_program: DataFrame,
-    reviews: DataFrame,
-    orders: DataFrame,
-    order_lines: DataFrame,
-    customer_keys: DataFrame,
-    run_id: str,
-) -> ConformedInteractions:
-    """silver.interactions from triaged clickstreams and reviews, and purchases from conformed order lines.
+def ranked_events(
+    app: DataFrame, mini_program: DataFrame, reviews: DataFrame, customer_keys: DataFrame
+) -> DataFrame:
+    """Kept clickstream and review events with their customer key, `_feed` and `_key_rank`.
 
-    Purchases: order lines with quantity > 0, customer and time (order_ts) and channel from the order,
-    quantities summed per interaction key; lines of anonymous orders are left out (returned for counting).
-    An event whose identity maps to no customer key is quarantined late as `unknown_customer`; a second
-    event with the same (customer_key, sku, event_type, event_ts) is the duplicate `same_interaction`.
+    `_key_rank` numbers the events of one interaction key (customer_key, sku, event_type, event_ts) by
+    record id, so the same event is first on every run; it is null when no customer key was found.
     """
     sources = {
         "app_clickstream": _events(app, customer_keys, "sku", F.lit("app"), F.lit(None).cast("int")),
@@ -200,11 +195,22 @@ def conform_interactions(
     for feed, frame in sources.items():
         tagged = frame.withColumn("_feed", F.lit(feed))
         events = tagged if events is None else events.unionByName(tagged)
-    # One event per interaction key, the same one on every run (smallest record id).
     same_key = Window.partitionBy(*INTERACTION_KEY).orderBy("_record_id")
-    ranked = events.withColumn(
+    return events.withColumn(
         "_key_rank", F.when(F.col("customer_key").isNotNull(), F.row_number().over(same_key))
     )
+
+
+def interactions_from(
+    ranked: DataFrame, orders: DataFrame, order_lines: DataFrame, run_id: str
+) -> ConformedInteractions:
+    """silver.interactions from `ranked_events` and purchases from conformed order lines, with the late fates.
+
+    Purchases: order lines with quantity > 0, customer and time (order_ts) and channel from the order,
+    quantities summed per interaction key; lines of anonymous orders are left out (returned for counting).
+    An event whose identity maps to no customer key is quarantined late as `unknown_customer`; a second
+    event with the same (customer_key, sku, event_type, event_ts) is the duplicate `same_interaction`.
+    """
     fates = {
         feed: late_fates(
             ranked.where((F.col("_feed") == feed) & F.col("customer_key").isNull()),
@@ -216,7 +222,7 @@ def conform_interactions(
                 duplicate="same_interaction",
             )
         )
-        for feed in sources
+        for feed in EVENT_FEEDS
     }
     clicks_and_reviews = ranked.where(F.col("_key_rank") == 1).select(
         *INTERACTION_KEY, "channel", "quantity", "rating"
@@ -248,4 +254,19 @@ def conform_interactions(
         interactions=interactions,
         fates=fates,
         anonymous_purchase_lines=bought.where(F.col("customer_key").isNull()).select("order_id", "line_no"),
+    )
+
+
+def conform_interactions(
+    app: DataFrame,
+    mini_program: DataFrame,
+    reviews: DataFrame,
+    orders: DataFrame,
+    order_lines: DataFrame,
+    customer_keys: DataFrame,
+    run_id: str,
+) -> ConformedInteractions:
+    """silver.interactions and late fates from triaged clickstreams, reviews and conformed orders (both steps)."""
+    return interactions_from(
+        ranked_events(app, mini_program, reviews, customer_keys), orders, order_lines, run_id
     )

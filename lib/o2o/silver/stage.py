@@ -17,7 +17,8 @@ from o2o.runs import StageResult
 from o2o.silver import identity
 from o2o.silver.interactions import (
     INTERACTION_KEY,
-    conform_interactions,
+    interactions_from,
+    ranked_events,
     triage_app_clickstream,
     triage_mini_program_clickstream,
     triage_reviews,
@@ -170,6 +171,9 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
         country_code,
         store_timezones,
     )
+    # Read by the edges, first-seen times, resolution and golden records: computed once.
+    observations = _pin(observations, cfg, "observations")
+    links = _pin(links, cfg, "links")
     resolved = identity.resolve_identities(
         observations,
         links,
@@ -208,18 +212,20 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
         apply_late_fates(triaged["online_orders"], conformed.superseded), cfg, "fated_online_orders"
     )
 
-    events = conform_interactions(
-        triaged["app_clickstream"],
-        triaged["mini_program_clickstream"],
-        triaged["reviews"],
-        orders,
-        order_lines,
-        lookup,
-        run_id,
+    # The ranked events feed both the interactions and the late fates: ranked (a sort of every event) once.
+    ranked = _pin(
+        ranked_events(
+            triaged["app_clickstream"], triaged["mini_program_clickstream"], triaged["reviews"], lookup
+        ),
+        cfg,
+        "ranked_events",
     )
+    events = interactions_from(ranked, orders, order_lines, run_id)
     interactions = _pin(events.interactions, cfg, "interactions")
     for feed, fates in events.fates.items():
-        triaged[feed] = _pin(apply_late_fates(triaged[feed], fates), cfg, f"fated_{feed}")
+        # Read twice (quarantine rows, counts), but the fates are a filter of the ranked file and the
+        # counts read three columns: cheaper than writing every event with its payload once more.
+        triaged[feed] = apply_late_fates(triaged[feed], fates)
 
     seen_skus = order_lines.select("sku").unionByName(interactions.select("sku")).distinct()
     known_skus = _existing(spark, cfg, "products")
