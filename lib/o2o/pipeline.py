@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import time
 import traceback
@@ -92,6 +93,17 @@ def stage_by_name(name: str) -> Stage:
     raise ValueError(f"unknown stage '{name}'; stages are: {', '.join(STAGE_NAMES)}")
 
 
+def _release_stage_frames() -> None:
+    """Collect the finished stage's Python reference cycles, so the JVM can free what they kept alive.
+
+    DataFrames caught in cycles (PySpark and Great Expectations objects make some) keep their JVM plans,
+    broadcast relations and cached blocks reachable until Python's cycle collector runs, which may be
+    stages later. In one demo session the live JVM heap after gold was 1.23 GB without this, 0.63 GB with
+    it, and recommend then ran out of the 2 GB heap.
+    """
+    gc.collect()
+
+
 def run_stage(
     spark: SparkSession,
     cfg: Config,
@@ -111,9 +123,11 @@ def run_stage(
         with quality.batched_results(spark, cfg):
             result = module.run(spark, cfg, as_of, run_id, accept=accept)
     except Exception as exc:
+        _release_stage_frames()
         record_run(spark, cfg, run_id, name, as_of, started_at, None, error=f"{type(exc).__name__}: {exc}")
         print(f"[{name}] FAILED after {time.perf_counter() - clock:.1f}s: {exc}", flush=True)
         raise
+    _release_stage_frames()
     record_run(spark, cfg, run_id, name, as_of, started_at, result)
     print(
         f"[{name}] {result.status} in {time.perf_counter() - clock:.1f}s: rows in {result.rows_in:,}, "
