@@ -192,6 +192,7 @@ def merge_upsert(
     The source must hold one row per key (deduplicate first; Delta refuses otherwise).
     Matched rows update only when one of `update_when_changed` differs (default: every non-key column
     but the run id), so re-merging the same data makes no commit at all; `newer_wins_by` only lets a source row replace a target row that is older.
+    Into a table without data the rows are appended (the same rows, one commit, no join).
     Delta's operation metrics of the commit are in the table history (`o2o history <table>`).
     """
     spark = df.sparkSession
@@ -224,6 +225,13 @@ def merge_upsert(
     with checkpointed(effective) as rows:
         if rows.isEmpty():
             return False
+        if target.detail().select("numFiles").head()[0] == 0:
+            # A table without data (its first load): every row is an insert, and an append writes them
+            # without MERGE's join against the target. A killed append commits nothing; the rerun
+            # finds the table empty again.
+            columns = [F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) for f in target.toDF().schema]
+            rows.select(*columns).write.format("delta").mode("append").save(table_path(cfg, name))
+            return True
         (
             target.alias("t")
             .merge(rows.alias("s"), on)

@@ -42,3 +42,25 @@ def test_table_whose_creation_was_killed_before_its_first_commit_is_created(spar
 
     assert lake.version(spark, cfg, "ops.things") == 1
     assert [tuple(row) for row in lake.read(spark, cfg, "ops.things").collect()] == [(1, "a")]
+
+
+def _rows(spark, cfg, name):
+    return sorted(tuple(row) for row in lake.read(spark, cfg, name).collect())
+
+
+def _operations(spark, cfg, name):
+    return [row["operation"] for row in lake.history(spark, cfg, name).orderBy("version").collect()]
+
+
+def test_upsert_appends_into_an_empty_table_then_merges(spark, cfg):
+    lake.ensure_table(spark, cfg, "ops.things", spark.createDataFrame([], SCHEMA).schema)
+    first = spark.createDataFrame([("a", 1), ("b", 2)], "name string, id int")  # other order, narrower type
+
+    assert lake.merge_upsert(first, cfg, "ops.things", ("id",))
+    assert _rows(spark, cfg, "ops.things") == [(1, "a"), (2, "b")]
+    assert lake.read(spark, cfg, "ops.things").schema["id"].dataType.simpleString() == "bigint"
+
+    assert not lake.merge_upsert(first, cfg, "ops.things", ("id",))  # the same rows again: no commit
+    assert lake.merge_upsert(spark.createDataFrame([(2, "B"), (3, "c")], SCHEMA), cfg, "ops.things", ("id",))
+    assert _rows(spark, cfg, "ops.things") == [(1, "a"), (2, "B"), (3, "c")]
+    assert _operations(spark, cfg, "ops.things") == ["CREATE TABLE", "WRITE", "MERGE"]
