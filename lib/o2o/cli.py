@@ -10,7 +10,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from o2o.config import Config, ConfigError, load_config
-from o2o.contracts import FEEDS, SILVER
 from o2o.lake import RetentionTooShort
 from o2o.pipeline import STAGE_NAMES, StageFailed, run_pipeline, run_stage
 from o2o.spark import EnvironmentProblem
@@ -179,31 +178,14 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def known_tables() -> list[str]:
-    """Every table the pipeline can write, in stage order."""
-    from o2o import contracts
-
-    tables = [f"bronze.{feed}" for feed in FEEDS] + [f"silver.{t}" for t in SILVER]
-    for attr in ("GOLD", "RECO"):
-        tables += [name if "." in name else f"gold.{name}" for name in getattr(contracts, attr, {})]
-    tables += [f"ops.{name}" for name in contracts.OPS]
-    return list(dict.fromkeys(tables))
-
-
 def table_status(spark, cfg: Config) -> list[tuple]:
     """(table, version, rows, last write) for every existing table; counts come from Delta statistics."""
-    from o2o import lake
+    from o2o import contracts, lake
 
-    rows = []
-    for table in known_tables():
-        try:
-            if not lake.exists(spark, cfg, table):
-                continue
-        except ValueError:
-            continue
-        last = lake.history(spark, cfg, table, 1).select("version", "timestamp").head()
-        rows.append((table, last["version"], lake.read(spark, cfg, table).count(), last["timestamp"]))
-    return rows
+    return [
+        (row["table"], row["version"], row["rows"], row["written"])
+        for row in lake.table_status(spark, cfg, contracts.all_tables())
+    ]
 
 
 def summary(spark, cfg: Config, as_of: date) -> str:

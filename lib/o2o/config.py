@@ -114,7 +114,7 @@ class RecoConfig:
     validation_days: int = 14
     min_interactions: int = 3
     grid: dict = field(
-        default_factory=lambda: {"rank": [16, 32], "regParam": [1.0], "alpha": [2.0, 5.0], "maxIter": [15]}
+        default_factory=lambda: {"rank": [16], "regParam": [1.0], "alpha": [2.0, 5.0], "maxIter": [10]}
     )
     seed: int = 7
     checkpoint_interval: int = 5

@@ -492,3 +492,12 @@ GOLD_KEYS = {
     "segment_targets": ("as_of", "campaign_id", "customer_key"),
     "campaign_effect": ("as_of", "campaign_id"),
 }
+
+
+def all_tables() -> list[str]:
+    """Every table the contracts name, in layer order: bronze, silver, gold, model tables, ops."""
+    names = [bronze_table(feed) for feed in FEEDS]
+    names += [f"silver.{t}" for t in SILVER]
+    names += [t if "." in t else f"gold.{t}" for t in (*GOLD, *RECO)]
+    names += [f"ops.{t}" for t in OPS]
+    return list(dict.fromkeys(names))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Any
 
@@ -127,6 +129,30 @@ def version(spark: SparkSession, cfg: Config, name: str) -> int | None:
 def history(spark: SparkSession, cfg: Config, name: str, limit: int = 20) -> DataFrame:
     """Commit history, newest first: version, timestamp, operation, metrics."""
     return DeltaTable.forPath(spark, table_path(cfg, name)).history(limit)
+
+
+def table_status(spark: SparkSession, cfg: Config, names: Iterable[str]) -> list[dict[str, Any]]:
+    """{table, version, operation, written, rows} of each existing table in `names`, in that order.
+
+    Each table costs a few small driver-bound steps (log check, last commit, a count from file
+    statistics), so a few tables are looked up at once.
+    """
+
+    def one(name: str) -> dict[str, Any] | None:
+        if not exists(spark, cfg, name):
+            return None
+        # One history row; bounded.
+        last = history(spark, cfg, name, 1).select("version", "timestamp", "operation").head()
+        return {
+            "table": name,
+            "version": last["version"],
+            "operation": last["operation"],
+            "written": last["timestamp"],
+            "rows": read(spark, cfg, name).count(),
+        }
+
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="o2o-status") as pool:
+        return [row for row in pool.map(one, list(names)) if row is not None]
 
 
 def _drop_uncommitted_log(spark: SparkSession, cfg: Config, name: str) -> None:

@@ -431,34 +431,9 @@ def recent_runs(spark: SparkSession, cfg: Config, limit: int = 30) -> list[dict]
     ]
 
 
-def lake_tables() -> list[str]:
-    """Every table the contracts name, in layer order."""
-    names = [contracts.bronze_table(feed) for feed in contracts.FEEDS]
-    names += [f"silver.{t}" for t in contracts.SILVER]
-    names += [f"gold.{t}" for t in getattr(contracts, "GOLD", {})]
-    names += list(getattr(contracts, "RECO", {}))
-    names += [f"ops.{t}" for t in contracts.OPS]
-    return list(dict.fromkeys(names))
-
-
 def table_versions(spark: SparkSession, cfg: Config) -> list[dict]:
-    """Per existing table: current version, last operation and time, rows (one history row and a count each)."""
-    rows = []
-    for name in lake_tables():
-        if not lake.exists(spark, cfg, name):
-            continue
-        # One history row; bounded.
-        last = lake.history(spark, cfg, name, 1).select("version", "timestamp", "operation").head()
-        rows.append(
-            {
-                "table": name,
-                "version": last["version"],
-                "operation": last["operation"],
-                "written": last["timestamp"],
-                "rows": lake.read(spark, cfg, name).count(),
-            }
-        )
-    return rows
+    """Per existing table: current version, last operation and time, rows."""
+    return lake.table_status(spark, cfg, contracts.all_tables())
 
 
 # ---------------------------------------------------------------- sections (aggregates -> HTML)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import pickle
 import re
+import subprocess
+import sys
+import threading
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -14,7 +18,7 @@ import pandas as pd
 import pytest
 
 from o2o.contracts import LANDING
-from o2o.sources.generator import _to_shanghai, generate
+from o2o.sources.generator import _day_pieces, _to_shanghai, generate
 
 DAYS = 6
 CAMPAIGN = {"campaign_id": "SUMMER", "start_day": 2, "lift": 0.6, "window_days": 3, "control_share": 0.3}
@@ -113,6 +117,37 @@ def test_days_generated_in_pieces_equal_one_run(small_cfg, landing, tmp_path):
     generate(small_cfg, tmp_path / "pieces", days=2)
     generate(small_cfg, tmp_path / "pieces", first_day=2, days=DAYS)
     assert _hashes(tmp_path / "pieces") == _hashes(landing)
+
+
+def test_days_written_by_several_processes_equal_one_process(small_cfg, landing, tmp_path):
+    # A fresh interpreter: the generator forks only while the process has no other thread, and this
+    # test session may already run Spark's gateway threads.
+    (tmp_path / "cfg.pickle").write_bytes(pickle.dumps(small_cfg))
+    script = (
+        "import pickle, sys\n"
+        "import o2o.sources.generator as g\n"
+        "g.MIN_DAYS_PER_PROCESS = 1\n"
+        "g.os.cpu_count = lambda: 3\n"
+        "cfg = pickle.loads(open(sys.argv[1], 'rb').read())\n"
+        "pieces = g._day_pieces(0, cfg.generator.days)\n"
+        "assert pieces == [(0, 2), (2, 4), (4, 6)], pieces\n"
+        "g.generate(cfg, sys.argv[2])\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "cfg.pickle"), str(tmp_path / "split")], check=True
+    )
+    assert _hashes(tmp_path / "split") == _hashes(landing)
+
+
+def test_days_stay_in_one_process_while_another_thread_runs():
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert _day_pieces(0, 90) == [(0, 90)]
+    finally:
+        release.set()
+        other.join()
 
 
 def test_another_seed_gives_other_data(small_cfg, landing, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 
 import pyspark.sql.functions as F
@@ -10,7 +12,7 @@ from pyspark.sql import DataFrame, Row, SparkSession, Window
 from o2o import lake, quality
 from o2o.config import Config
 from o2o.contracts import RECO
-from o2o.frames import local_frame
+from o2o.frames import local_checkpoint, local_frame, release
 from o2o.reco import als, baselines, features
 from o2o.runs import StageResult
 
@@ -136,10 +138,15 @@ def _scalar(df: DataFrame) -> int:
     return int(value or 0)
 
 
+@contextmanager
 def compute(
     spark: SparkSession, cfg: Config, as_of: date, model_row: Row, population: DataFrame | None = None
-) -> DataFrame:
-    """Recommendations (customer_key, rank, sku, score, reason) for `population` (default: every customer seen)."""
+) -> Iterator[DataFrame]:
+    """Recommendations (customer_key, rank, sku, score, reason) for `population` (default: every customer seen).
+
+    Use the frame inside the block: the customers, their bought items and the popularity lists are small
+    and each read by several parts of the plan, so they are computed once and freed when the block ends.
+    """
     rc = cfg.reco
     end = datetime.combine(as_of + timedelta(days=1), time.min)
     model, customer_ids, sku_ids = als.load(spark, model_row["model_path"])
@@ -162,6 +169,8 @@ def compute(
         for frame in seen[1:]:
             population = population.unionByName(frame)
         population = population.where(F.col("customer_key").isNotNull()).distinct()
+    held = [local_checkpoint(population)]
+    population = held[-1]
 
     bought = None
     if rc.exclude_purchased:
@@ -169,7 +178,12 @@ def compute(
             _read_optional(spark, cfg, "silver.orders"),
             _read_optional(spark, cfg, "silver.order_lines"),
         )
-        bought = bought_items(orders, lines, interactions, end).join(population, "customer_key", "left_semi")
+        held.append(
+            local_checkpoint(
+                bought_items(orders, lines, interactions, end).join(population, "customer_key", "left_semi")
+            )
+        )
+        bought = held[-1]
     products = _read_optional(spark, cfg, "silver.products")
     catalogue = (
         products.where(F.coalesce(F.col("is_known"), F.lit(True))).select("sku")
@@ -192,10 +206,17 @@ def compute(
         .select("customer_key", "sku", "score")
     )
     confidence = features.implicit_confidence(interactions, end, rc.event_weights, rc.recency_half_life_days)
-    popular = baselines.popularity(confidence, segments)
+    held.append(local_checkpoint(baselines.popularity(confidence, segments)))
+    popular = held[-1]
     cold = population.join(customer_ids, "customer_key", "left_anti")
     popular_candidates = baselines.segment_popular(cold, popular, segments, depth)
-    return assemble(population, customer_ids, als_candidates, popular_candidates, bought, catalogue, rc.top_n)
+    try:
+        yield assemble(
+            population, customer_ids, als_candidates, popular_candidates, bought, catalogue, rc.top_n
+        )
+    finally:
+        for frame in held:
+            release(frame)
 
 
 def run(
@@ -206,9 +227,8 @@ def run(
     input_versions = {name: lake.version(spark, cfg, name) for name in INPUTS}
     model_row = latest_model(spark, cfg, not_after=as_of)
     input_versions[MODELS_TABLE] = lake.version(spark, cfg, MODELS_TABLE)
-    recommendations = (
-        compute(spark, cfg, as_of, model_row)
-        .select(
+    with compute(spark, cfg, as_of, model_row) as computed:
+        recommendations = computed.select(
             F.lit(as_of).alias("as_of"),
             "customer_key",
             "rank",
@@ -217,19 +237,21 @@ def run(
             "reason",
             F.lit(model_row["model_version"]).alias("model_version"),
             F.lit(run_id).alias("run_id"),
-        )
-        .cache()
-    )
-    quality.gate(spark, cfg, TABLE, recommendations, run_id=run_id, stage=STAGE, as_of=as_of, accept=accept)
-    lake.ensure_table(spark, cfg, TABLE, RECO[TABLE], partition_by=("as_of",))
-    lake.replace_snapshot(recommendations, cfg, TABLE, as_of)
-    # One aggregate row; bounded.
-    counts = recommendations.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.countDistinct("customer_key").alias("customers"),
-        F.sum(F.when(F.col("reason") == "segment_popular", 1).otherwise(0)).alias("cold_rows"),
-    ).head()
-    recommendations.unpersist()
+        ).cache()
+        try:
+            quality.gate(
+                spark, cfg, TABLE, recommendations, run_id=run_id, stage=STAGE, as_of=as_of, accept=accept
+            )
+            lake.ensure_table(spark, cfg, TABLE, RECO[TABLE], partition_by=("as_of",))
+            lake.replace_snapshot(recommendations, cfg, TABLE, as_of)
+            # One aggregate row; bounded.
+            counts = recommendations.agg(
+                F.count(F.lit(1)).alias("rows"),
+                F.countDistinct("customer_key").alias("customers"),
+                F.sum(F.when(F.col("reason") == "segment_popular", 1).otherwise(0)).alias("cold_rows"),
+            ).head()
+        finally:
+            recommendations.unpersist()
     return StageResult(
         stage=STAGE,
         input_versions=input_versions,
@@ -258,18 +280,18 @@ def recommend_for(spark: SparkSession, cfg: Config, customer_key: str) -> list[R
             )
     model_row = latest_model(spark, cfg)
     one = local_frame(spark, [(customer_key,)], "customer_key string")
-    return (
-        # Scored for this one customer only: at most top_n rows; bounded.
-        compute(spark, cfg, model_row["as_of"], model_row, population=one)
-        .select(
-            F.lit(model_row["as_of"]).alias("as_of"),
-            "customer_key",
-            "rank",
-            "sku",
-            "score",
-            "reason",
-            F.lit(model_row["model_version"]).alias("model_version"),
+    with compute(spark, cfg, model_row["as_of"], model_row, population=one) as computed:
+        return (
+            # Scored for this one customer only: at most top_n rows; bounded.
+            computed.select(
+                F.lit(model_row["as_of"]).alias("as_of"),
+                "customer_key",
+                "rank",
+                "sku",
+                "score",
+                "reason",
+                F.lit(model_row["model_version"]).alias("model_version"),
+            )
+            .orderBy("rank")
+            .collect()
         )
-        .orderBy("rank")
-        .collect()
-    )

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
+import threading
 import zlib
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from multiprocessing import get_context
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,6 +31,9 @@ NOT_REGISTERED = 1 << 30
 # The longest a record trails the day its order was created (late updates, pickups, returns, reviews).
 MAX_LAG_DAYS = 16
 MAX_DAILY_PURCHASE_P = 0.95
+MAX_GENERATOR_PROCESSES = 4
+# A process recomputes the creations of the MAX_LAG_DAYS before its first day: shorter pieces are not worth one.
+MIN_DAYS_PER_PROCESS = 2 * MAX_LAG_DAYS
 
 DAILY_FEEDS = (
     "online_orders",
@@ -1582,6 +1590,30 @@ def _deliver(world: _World, cache: _Cache, day: int) -> list[tuple[_File, str, d
     return delivered
 
 
+def _day_pieces(first_day: int, days: int) -> list[tuple[int, int]]:
+    """Consecutive [first, last) day ranges, one per core, each long enough to amortise its process.
+
+    One piece unless the process can fork safely: on Linux, before any other thread runs (a notebook or
+    test with Spark started has py4j threads, whose locks a forked child could inherit held). Spawned
+    processes are no option: they re-run the caller's main module.
+    """
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
+        return [(first_day, days)]
+    count = max(
+        1, min(os.cpu_count() or 1, MAX_GENERATOR_PROCESSES, (days - first_day) // MIN_DAYS_PER_PROCESS)
+    )
+    bounds = np.linspace(first_day, days, count + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _write_days(landing: Path, world: _World, first: int, last: int) -> None:
+    """Write delivery days [first, last) with one cache of creations."""
+    cache = _Cache(world)
+    for day in range(first, last):
+        _write_day(landing, world, cache, day)
+        cache.forget_before(day)
+
+
 def _write_day(landing: Path, world: _World, cache: _Cache, day: int) -> None:
     delivery_date = (world.start + timedelta(days=day)).isoformat()
     files, faults, lines, identities = [], [], [], []
@@ -1813,10 +1845,15 @@ def generate(
             f"{landing} already holds feeds generated with other settings ({', '.join(changed)}); "
             "generate into an empty landing folder or keep the same settings"
         )
-    cache = _Cache(world)
-    for day in range(first_day, days):
-        _write_day(landing, world, cache, day)
-        cache.forget_before(day)
+    pieces = _day_pieces(first_day, days)
+    if len(pieces) == 1:
+        _write_days(landing, world, *pieces[0])
+    else:
+        # Each piece of days is written by its own forked process; a day's bytes depend only on
+        # (seed, day, feed), so the files are the same as from one process.
+        with ProcessPoolExecutor(max_workers=len(pieces), mp_context=get_context("fork")) as pool:
+            for done in [pool.submit(_write_days, landing, world, *piece) for piece in pieces]:
+                done.result()
     manifest = _summarise(landing, params, world)
     if world.campaign_truth is not None:
         world.campaign_truth.to_csv(landing / TRUTH_DIR / CAMPAIGN_TRUTH, index=False, lineterminator="\n")
