@@ -228,16 +228,7 @@ def run(
     model_row = latest_model(spark, cfg, not_after=as_of)
     input_versions[MODELS_TABLE] = lake.version(spark, cfg, MODELS_TABLE)
     with compute(spark, cfg, as_of, model_row) as computed:
-        recommendations = computed.select(
-            F.lit(as_of).alias("as_of"),
-            "customer_key",
-            "rank",
-            "sku",
-            "score",
-            "reason",
-            F.lit(model_row["model_version"]).alias("model_version"),
-            F.lit(run_id).alias("run_id"),
-        ).cache()
+        recommendations = _published(computed, as_of, model_row).withColumn("run_id", F.lit(run_id)).cache()
         try:
             quality.gate(
                 spark, cfg, TABLE, recommendations, run_id=run_id, stage=STAGE, as_of=as_of, accept=accept
@@ -265,6 +256,19 @@ def run(
     )
 
 
+def _published(computed: DataFrame, as_of: date, model_row: Row) -> DataFrame:
+    """Computed lists in the published column order, stamped with the date and the model version."""
+    return computed.select(
+        F.lit(as_of).alias("as_of"),
+        "customer_key",
+        "rank",
+        "sku",
+        "score",
+        "reason",
+        F.lit(model_row["model_version"]).alias("model_version"),
+    )
+
+
 def recommend_for(spark: SparkSession, cfg: Config, customer_key: str) -> list[Row]:
     """One customer's list (rank, sku, score, reason, model_version): the latest snapshot, else scored now."""
     if lake.exists(spark, cfg, TABLE):
@@ -281,17 +285,5 @@ def recommend_for(spark: SparkSession, cfg: Config, customer_key: str) -> list[R
     model_row = latest_model(spark, cfg)
     one = local_frame(spark, [(customer_key,)], "customer_key string")
     with compute(spark, cfg, model_row["as_of"], model_row, population=one) as computed:
-        return (
-            # Scored for this one customer only: at most top_n rows; bounded.
-            computed.select(
-                F.lit(model_row["as_of"]).alias("as_of"),
-                "customer_key",
-                "rank",
-                "sku",
-                "score",
-                "reason",
-                F.lit(model_row["model_version"]).alias("model_version"),
-            )
-            .orderBy("rank")
-            .collect()
-        )
+        # Scored for this one customer only: at most top_n rows; bounded.
+        return _published(computed, model_row["as_of"], model_row).orderBy("rank").collect()
