@@ -178,23 +178,14 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def table_status(spark, cfg: Config) -> list[tuple]:
-    """(table, version, rows, last write) for every existing table; counts come from Delta statistics."""
-    from o2o import contracts, lake
-
-    return [
-        (row["table"], row["version"], row["rows"], row["written"])
-        for row in lake.table_status(spark, cfg, contracts.all_tables())
-    ]
-
-
 def summary(spark, cfg: Config, as_of: date) -> str:
     """A short text summary of the lake after a run: tables, last runs, quarantine reasons."""
     from o2o import lake
+    from o2o.report import table_versions
 
     lines = ["", f"Lake summary as of {as_of.isoformat()}", f"{'table':<34}{'version':>8}{'rows':>12}"]
-    for table, version, count, _ in table_status(spark, cfg):
-        lines.append(f"{table:<34}{version:>8}{count:>12,}")
+    for row in table_versions(spark, cfg):
+        lines.append(f"{row['table']:<34}{row['version']:>8}{row['rows']:>12,}")
     if lake.exists(spark, cfg, "silver.quarantine"):
         lines.append("\nQuarantine by feed and reason")
         # Bounded: one row per (feed, reason).
@@ -226,8 +217,10 @@ def summary(spark, cfg: Config, as_of: date) -> str:
 def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
     spark = _spark(cfg)
     print(f"{'table':<34}{'version':>8}{'rows':>12}  last write (UTC)")
-    for table, version, count, written in table_status(spark, cfg):
-        print(f"{table:<34}{version:>8}{count:>12,}  {written}")
+    from o2o.report import table_versions
+
+    for row in table_versions(spark, cfg):
+        print(f"{row['table']:<34}{row['version']:>8}{row['rows']:>12,}  {row['written']}")
     from o2o import lake
 
     if lake.exists(spark, cfg, "ops.pipeline_runs"):
@@ -305,7 +298,9 @@ def cmd_maintain(cfg: Config, args: argparse.Namespace) -> int:
             f"retention {retention}h is under 7 days; pass --force to VACUUM anyway (time travel ends there)"
         )
     spark = _spark(cfg)
-    for table, *_ in table_status(spark, cfg):
+    from o2o.report import table_versions
+
+    for table in [row["table"] for row in table_versions(spark, cfg)]:
         zorder = tuple(cfg.maintenance.zorder.get(table, ()))
         metrics = lake.optimize(spark, cfg, table, zorder)
         lake.vacuum(spark, cfg, table, retention, force=args.force)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import date, datetime, time, timedelta
 
 import pyspark.sql.functions as F
@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, Row, SparkSession, Window
 from o2o import lake, quality
 from o2o.config import Config
 from o2o.contracts import RECO
-from o2o.frames import local_checkpoint, local_frame, release
+from o2o.frames import checkpointed, local_frame
 from o2o.reco import als, baselines, features
 from o2o.runs import StageResult
 
@@ -169,54 +169,52 @@ def compute(
         for frame in seen[1:]:
             population = population.unionByName(frame)
         population = population.where(F.col("customer_key").isNotNull()).distinct()
-    held = [local_checkpoint(population)]
-    population = held[-1]
+    with ExitStack() as held:
+        population = held.enter_context(checkpointed(population))
 
-    bought = None
-    if rc.exclude_purchased:
-        orders, lines = (
-            _read_optional(spark, cfg, "silver.orders"),
-            _read_optional(spark, cfg, "silver.order_lines"),
-        )
-        held.append(
-            local_checkpoint(
-                bought_items(orders, lines, interactions, end).join(population, "customer_key", "left_semi")
+        bought = None
+        if rc.exclude_purchased:
+            orders, lines = (
+                _read_optional(spark, cfg, "silver.orders"),
+                _read_optional(spark, cfg, "silver.order_lines"),
             )
+            bought = held.enter_context(
+                checkpointed(
+                    bought_items(orders, lines, interactions, end).join(
+                        population, "customer_key", "left_semi"
+                    )
+                )
+            )
+        products = _read_optional(spark, cfg, "silver.products")
+        catalogue = (
+            products.where(F.coalesce(F.col("is_known"), F.lit(True))).select("sku")
+            if products is not None
+            else None
         )
-        bought = held[-1]
-    products = _read_optional(spark, cfg, "silver.products")
-    catalogue = (
-        products.where(F.coalesce(F.col("is_known"), F.lit(True))).select("sku")
-        if products is not None
-        else None
-    )
 
-    # Ask for enough candidates that top_n survive the exclusions.
-    depth = rc.top_n
-    if bought is not None:
-        depth += _scalar(bought.groupBy("customer_key").count().agg(F.max("count")))
-    if catalogue is not None:
-        depth += _scalar(sku_ids.join(catalogue, "sku", "left_anti").agg(F.count(F.lit(1))))
+        # Ask for enough candidates that top_n survive the exclusions.
+        depth = rc.top_n
+        if bought is not None:
+            depth += _scalar(bought.groupBy("customer_key").count().agg(F.max("count")))
+        if catalogue is not None:
+            depth += _scalar(sku_ids.join(catalogue, "sku", "left_anti").agg(F.count(F.lit(1))))
 
-    users = population.join(customer_ids, "customer_key")
-    als_candidates = (
-        als.top_items(model, users, depth)
-        .join(customer_ids, "user")
-        .join(F.broadcast(sku_ids), "item")
-        .select("customer_key", "sku", "score")
-    )
-    confidence = features.implicit_confidence(interactions, end, rc.event_weights, rc.recency_half_life_days)
-    held.append(local_checkpoint(baselines.popularity(confidence, segments)))
-    popular = held[-1]
-    cold = population.join(customer_ids, "customer_key", "left_anti")
-    popular_candidates = baselines.segment_popular(cold, popular, segments, depth)
-    try:
+        users = population.join(customer_ids, "customer_key")
+        als_candidates = (
+            als.top_items(model, users, depth)
+            .join(customer_ids, "user")
+            .join(F.broadcast(sku_ids), "item")
+            .select("customer_key", "sku", "score")
+        )
+        confidence = features.implicit_confidence(
+            interactions, end, rc.event_weights, rc.recency_half_life_days
+        )
+        popular = held.enter_context(checkpointed(baselines.popularity(confidence, segments)))
+        cold = population.join(customer_ids, "customer_key", "left_anti")
+        popular_candidates = baselines.segment_popular(cold, popular, segments, depth)
         yield assemble(
             population, customer_ids, als_candidates, popular_candidates, bought, catalogue, rc.top_n
         )
-    finally:
-        for frame in held:
-            release(frame)
 
 
 def run(
