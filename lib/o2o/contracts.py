@@ -278,6 +278,9 @@ SILVER_KEYS = {
     "interactions": ("customer_key", "sku", "event_type", "event_ts"),
     "quarantine": ("feed", "record_id"),
 }
+# Key columns a silver MERGE prunes the target's files by (`lake.merge_upsert(prune_by=...)`): an increment
+# holds mostly recent events, so the files of older ones are not read.
+SILVER_PRUNE_BY = {"interactions": "event_ts"}
 
 # ---------------------------------------------------------------- ops (run bookkeeping)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pyspark.sql.functions as F
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
 from o2o.config import Config
@@ -17,6 +17,9 @@ from o2o.frames import checkpointed
 
 LAYERS = ("bronze", "silver", "gold", "ops")
 BOOKKEEPING_COLUMNS = ("updated_run_id", "run_id")
+# Rows per file of a first load written sorted by `merge_upsert(prune_by=...)`: each file then holds one
+# stretch of that column, which later increments skip by its min/max statistics.
+CLUSTERED_FILE_ROWS = 250_000
 
 
 def table_path(cfg: Config, name: str) -> str:
@@ -212,6 +215,7 @@ def merge_upsert(
     keys: tuple[str, ...],
     update_when_changed: tuple[str, ...] | None = None,
     newer_wins_by: str | None = None,
+    prune_by: str | None = None,
 ) -> bool:
     """MERGE source rows into the table on `keys`: insert new keys, update matched ones; False when nothing changed.
 
@@ -219,6 +223,9 @@ def merge_upsert(
     Matched rows update only when one of `update_when_changed` differs (default: every non-key column
     but the run id), so re-merging the same data makes no commit at all; `newer_wins_by` only lets a source row replace a target row that is older.
     Into a table without data the rows are appended (the same rows, one commit, no join).
+    `prune_by` (a key column, e.g. an event time) lets an increment skip the target's files that hold only
+    values below the source's smallest: such rows cannot match. The first load writes the table sorted by
+    it, in files of at most CLUSTERED_FILE_ROWS rows, so that those files exist.
     Delta's operation metrics of the commit are in the table history (`o2o history <table>`).
     """
     spark = df.sparkSession
@@ -239,6 +246,9 @@ def merge_upsert(
             for c in {*keys, *(update_when_changed or ()), *([newer_wins_by] if newer_wins_by else [])}
         ]
     )
+    lowest = _lowest_key(df, prune_by, keys)
+    if lowest is not None:
+        existing = existing.where(F.col(prune_by) >= lowest)
     join_on = [F.col(f"s.{k}").eqNullSafe(F.col(f"t.{k}")) for k in keys]
     effective = (
         df.alias("s")
@@ -256,16 +266,41 @@ def merge_upsert(
             # without MERGE's join against the target. A killed append commits nothing; the rerun
             # finds the table empty again.
             columns = [F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) for f in target.toDF().schema]
-            rows.select(*columns).write.format("delta").mode("append").save(table_path(cfg, name))
+            first_load = rows.select(*columns)
+            writer = first_load.write
+            if prune_by is not None:
+                writer = first_load.orderBy(prune_by).write.option("maxRecordsPerFile", CLUSTERED_FILE_ROWS)
+            writer.format("delta").mode("append").save(table_path(cfg, name))
             return True
+        merge_on = F.expr(on)
+        if lowest is not None:
+            merge_on = merge_on & (F.col(f"t.`{prune_by}`") >= lowest)
         (
             target.alias("t")
-            .merge(rows.alias("s"), on)
+            .merge(rows.alias("s"), merge_on)
             .whenMatchedUpdateAll(condition=condition)
             .whenNotMatchedInsertAll()
             .execute()
         )
     return True
+
+
+def _lowest_key(source: DataFrame, prune_by: str | None, keys: tuple[str, ...]) -> Column | None:
+    """The source's smallest `prune_by` as a literal of its type, or None when nothing may be pruned.
+
+    `prune_by` is part of the key, so a target row below it (or null, as the source then has no null
+    there) matches no source row. The value goes through a string to stay exact (one aggregate row; bounded).
+    """
+    if prune_by is None:
+        return None
+    if prune_by not in keys:
+        raise ValueError(f"prune_by={prune_by!r} must be one of the merge keys {keys}")
+    low, nulls = source.agg(
+        F.min(prune_by).cast("string"), F.count(F.when(F.col(prune_by).isNull(), F.lit(1)))
+    ).head()
+    if low is None or nulls:
+        return None
+    return F.lit(low).cast(source.schema[prune_by].dataType)
 
 
 def replace_snapshot(df: DataFrame, cfg: Config, name: str, as_of: date) -> None:

@@ -1,7 +1,11 @@
-"""Lake helpers: table versions from the commit log, the stage scratch folder."""
+"""Lake helpers: table versions from the commit log, the stage scratch folder, MERGE upserts (also pruned by a
+key column)."""
 
+from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlparse
 
+import pyspark.sql.functions as F
 from delta.tables import DeltaTable
 
 from o2o import lake
@@ -64,3 +68,72 @@ def test_upsert_appends_into_an_empty_table_then_merges(spark, cfg):
     assert lake.merge_upsert(spark.createDataFrame([(2, "B"), (3, "c")], SCHEMA), cfg, "ops.things", ("id",))
     assert _rows(spark, cfg, "ops.things") == [(1, "a"), (2, "B"), (3, "c")]
     assert _operations(spark, cfg, "ops.things") == ["CREATE TABLE", "WRITE", "MERGE"]
+
+
+EVENTS = "id long, ts timestamp, name string"
+
+
+def _files_by_range(spark, cfg, name):
+    """{(lowest ts, highest ts): local path} of the table's data files."""
+    return {
+        (row["low"], row["high"]): Path(urlparse(row["file"]).path)
+        for row in lake.read(spark, cfg, name)
+        .groupBy(F.input_file_name().alias("file"))
+        .agg(F.min("ts").alias("low"), F.max("ts").alias("high"))
+        .collect()
+    }
+
+
+def test_upsert_pruned_by_a_key_column_never_reads_older_files(spark, cfg, monkeypatch, tmp_path):
+    monkeypatch.setattr(lake, "CLUSTERED_FILE_ROWS", 2)
+    lake.ensure_table(spark, cfg, "silver.events", spark.createDataFrame([], EVENTS).schema)
+    day = [datetime(2026, 6, d, 12) for d in range(1, 7)]
+    first = spark.createDataFrame(
+        [
+            (1, day[5], "f"),
+            (1, day[0], "a"),
+            (2, day[3], "d"),
+            (2, day[1], "b"),
+            (3, day[4], "e"),
+            (3, day[2], "c"),
+        ],
+        EVENTS,
+    ).repartition(3)
+
+    assert lake.merge_upsert(first, cfg, "silver.events", ("id", "ts"), prune_by="ts")
+    # Written sorted by ts in files of two rows: each file holds its own stretch of days.
+    files = _files_by_range(spark, cfg, "silver.events")
+    assert sorted(files) == [(day[0], day[1]), (day[2], day[3]), (day[4], day[5])]
+
+    # The files of days 1-4 are moved away: an increment from day 5 on must not need them.
+    for stretch in [(day[0], day[1]), (day[2], day[3])]:
+        files[stretch].rename(tmp_path / files[stretch].name)
+    increment = spark.createDataFrame([(3, day[4], "E"), (4, day[5], "g")], EVENTS)
+    assert lake.merge_upsert(increment, cfg, "silver.events", ("id", "ts"), prune_by="ts")
+    for stretch in [(day[0], day[1]), (day[2], day[3])]:
+        (tmp_path / files[stretch].name).rename(files[stretch])
+
+    assert _rows(spark, cfg, "silver.events") == [
+        (1, day[0], "a"), (1, day[5], "f"), (2, day[1], "b"), (2, day[3], "d"), (3, day[2], "c"),
+        (3, day[4], "E"), (4, day[5], "g"),
+    ]  # fmt: skip
+
+
+def test_upsert_pruned_by_a_key_column_still_updates_an_old_row(spark, cfg, monkeypatch):
+    monkeypatch.setattr(lake, "CLUSTERED_FILE_ROWS", 1)
+    lake.ensure_table(spark, cfg, "silver.events", spark.createDataFrame([], EVENTS).schema)
+    old, new = datetime(2026, 6, 1), datetime(2026, 6, 9)
+    lake.merge_upsert(
+        spark.createDataFrame([(1, old, "a"), (2, new, "b")], EVENTS),
+        cfg,
+        "silver.events",
+        ("id", "ts"),
+        prune_by="ts",
+    )
+
+    late = spark.createDataFrame(
+        [(1, old, "A"), (3, new, "c")], EVENTS
+    )  # a late correction of the oldest row
+    assert lake.merge_upsert(late, cfg, "silver.events", ("id", "ts"), prune_by="ts")
+
+    assert _rows(spark, cfg, "silver.events") == [(1, old, "A"), (2, new, "b"), (3, new, "c")]

@@ -7,7 +7,9 @@ from decimal import Decimal
 
 from chispa import assert_df_equality
 
+from o2o import lake
 from o2o.contracts import SILVER, bronze_schema
+from o2o.silver import stage as silver_stage
 from o2o.silver.interactions import (
     conform_interactions,
     triage_app_clickstream,
@@ -282,3 +284,36 @@ def test_triage_shuffles_the_rows_once_and_numbers_repeated_lines(spark):
     )
     assert rows == [("e1", ""), ("e1", "exact_duplicate"), ("e2", "")]
     assert triaged.select("_record_id").distinct().count() == 3  # the same line twice: two record ids
+
+
+def test_merged_persons_interactions_move_to_the_surviving_key_in_one_commit(spark, cfg):
+    lake.ensure_table(spark, cfg, "silver.interactions", SILVER["interactions"])
+    at = datetime(2026, 6, 1, 9)
+    lake.append(
+        spark.createDataFrame(
+            [
+                ("C1", "s1", "view", at, "app", None, None, "r1"),
+                ("C2", "s1", "view", at, "app", None, None, "r1"),  # the same event under the other key
+                ("C2", "s2", "purchase", at, "pos", 2, None, "r1"),
+                ("C3", "s3", "view", at, "web", None, None, "r1"),  # not merged: untouched
+            ],
+            SILVER["interactions"],
+        ),
+        cfg,
+        "silver.interactions",
+    )
+    merges = spark.createDataFrame([("C2", "C1")], "merged_key string, surviving_key string")
+
+    silver_stage._apply_merges(spark, cfg, merges)
+
+    assert sorted(tuple(r) for r in lake.read(spark, cfg, "silver.interactions").collect()) == [
+        ("C1", "s1", "view", at, "app", None, None, "r1"),
+        ("C1", "s2", "purchase", at, "pos", 2, None, "r1"),
+        ("C3", "s3", "view", at, "web", None, None, "r1"),
+    ]
+    assert [
+        r["operation"] for r in lake.history(spark, cfg, "silver.interactions").orderBy("version").collect()
+    ] == ["CREATE TABLE", "WRITE", "MERGE"]
+
+    silver_stage._apply_merges(spark, cfg, merges)  # the rerun of a run killed after the move: no change
+    assert lake.version(spark, cfg, "silver.interactions") == 2

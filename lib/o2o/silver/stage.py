@@ -11,8 +11,8 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType, Tim
 
 from o2o import lake, quality
 from o2o.config import Config
-from o2o.contracts import CORRUPT, FEEDS, SILVER, SILVER_KEYS, bronze_schema, bronze_table
-from o2o.frames import empty_frame, local_frame
+from o2o.contracts import CORRUPT, FEEDS, SILVER, SILVER_KEYS, SILVER_PRUNE_BY, bronze_schema, bronze_table
+from o2o.frames import checkpointed, empty_frame, local_frame
 from o2o.runs import StageResult
 from o2o.silver import identity
 from o2o.silver.interactions import (
@@ -286,7 +286,14 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
         # Orders need no newer_wins_by here: conform_orders already combined each order with its silver
         # row by event time, and a pick-up may change fulfilment/store without a newer updated_ts.
         changed = ("reason", "detail", "source_file", "raw_payload") if table == "quarantine" else None
-        lake.merge_upsert(outputs[table], cfg, name, SILVER_KEYS[table], update_when_changed=changed)
+        lake.merge_upsert(
+            outputs[table],
+            cfg,
+            name,
+            SILVER_KEYS[table],
+            update_when_changed=changed,
+            prune_by=SILVER_PRUNE_BY.get(table),
+        )
 
     _apply_merges(spark, cfg, merges)
 
@@ -354,11 +361,36 @@ def _apply_merges(spark: SparkSession, cfg: Config, merges: DataFrame) -> None:
             moved, cfg, "silver.orders", SILVER_KEYS["orders"], update_when_changed=("customer_key",)
         )
     if lake.exists(spark, cfg, "silver.interactions"):
-        # Insert under the surviving key first, then delete the old rows: a kill in between leaves both,
-        # and the rerun (same merges, as customer_identity is not yet re-pointed) finishes the move.
-        moved = remap_customer_keys(
-            lake.read(spark, cfg, "silver.interactions").join(merged_keys, "customer_key", "left_semi"),
-            merges,
-        ).dropDuplicates(INTERACTION_KEY)
-        lake.merge_upsert(moved, cfg, "silver.interactions", SILVER_KEYS["interactions"])
-        _delete_keys(spark, cfg, "interactions", merged_keys)
+        _move_interactions(spark, cfg, merges)
+
+
+def _move_interactions(spark: SparkSession, cfg: Config, merges: DataFrame) -> None:
+    """Re-point interactions to surviving keys in ONE MERGE: insert under the new key, delete the old row.
+
+    One commit, so a killed run leaves either every old row or every moved one (its rerun, with the
+    same merges as customer_identity is not yet re-pointed, then moves what is left). A moved event that
+    the surviving customer already has is not inserted twice.
+    """
+    table = lake.table_path(cfg, "silver.interactions")
+    old_rows = lake.read(spark, cfg, "silver.interactions").join(
+        merges.select(F.col("merged_key").alias("customer_key")), "customer_key", "left_semi"
+    )
+    columns = old_rows.columns
+    moves = (
+        remap_customer_keys(old_rows, merges)
+        .dropDuplicates(INTERACTION_KEY)
+        .withColumn("_delete", F.lit(False))
+        .unionByName(old_rows.withColumn("_delete", F.lit(True)))
+    )
+    with checkpointed(moves) as source:
+        if source.isEmpty():
+            return
+        on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in INTERACTION_KEY)
+        (
+            DeltaTable.forPath(spark, table)
+            .alias("t")
+            .merge(source.alias("s"), on)
+            .whenMatchedDelete(condition="s._delete")
+            .whenNotMatchedInsert(condition="NOT s._delete", values={c: f"s.`{c}`" for c in columns})
+            .execute()
+        )
