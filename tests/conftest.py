@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -60,6 +61,9 @@ def base_cfg() -> Config:
 def spark(base_cfg):
     session = get_spark(base_cfg)
     yield session
+    # Airflow's tests turn logging up to INFO; py4j's connection objects log at INFO when collected at
+    # interpreter exit, after pytest has closed the streams ("Logging error ... closed file").
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     session.stop()
 
 
