@@ -371,26 +371,25 @@ def _move_interactions(spark: SparkSession, cfg: Config, merges: DataFrame) -> N
     same merges as customer_identity is not yet re-pointed, then moves what is left). A moved event that
     the surviving customer already has is not inserted twice.
     """
-    table = lake.table_path(cfg, "silver.interactions")
-    old_rows = lake.read(spark, cfg, "silver.interactions").join(
+    merged_away = lake.read(spark, cfg, "silver.interactions").join(
         merges.select(F.col("merged_key").alias("customer_key")), "customer_key", "left_semi"
     )
-    columns = old_rows.columns
-    moves = (
-        remap_customer_keys(old_rows, merges)
-        .dropDuplicates(INTERACTION_KEY)
-        .withColumn("_delete", F.lit(False))
-        .unionByName(old_rows.withColumn("_delete", F.lit(True)))
-    )
-    with checkpointed(moves) as source:
-        if source.isEmpty():
+    # Computed once: the moved rows and the delete markers are both derived from it (one scan of the table).
+    with checkpointed(merged_away) as old_rows:
+        if old_rows.isEmpty():
             return
+        source = (
+            remap_customer_keys(old_rows, merges)
+            .dropDuplicates(INTERACTION_KEY)
+            .withColumn("_delete", F.lit(False))
+            .unionByName(old_rows.withColumn("_delete", F.lit(True)))
+        )
         on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in INTERACTION_KEY)
         (
-            DeltaTable.forPath(spark, table)
+            DeltaTable.forPath(spark, lake.table_path(cfg, "silver.interactions"))
             .alias("t")
             .merge(source.alias("s"), on)
             .whenMatchedDelete(condition="s._delete")
-            .whenNotMatchedInsert(condition="NOT s._delete", values={c: f"s.`{c}`" for c in columns})
+            .whenNotMatchedInsert(condition="NOT s._delete", values={c: f"s.`{c}`" for c in old_rows.columns})
             .execute()
         )
