@@ -281,6 +281,12 @@ SILVER_KEYS = {
 # Key columns a silver MERGE prunes the target's files by (`lake.merge_upsert(prune_by=...)`): an increment
 # holds mostly recent events, so the files of older ones are not read.
 SILVER_PRUNE_BY = {"interactions": "event_ts"}
+# Silver tables made with deletion vectors (`lake.ensure_table(deletion_vectors=True)`). interactions is the
+# table an increment changes a little and would otherwise rewrite whole: moving merged persons' events
+# copied every one of its rows (86% of all the rows one demo-size day copied). Not the others: a table with
+# the feature costs every query that reads it an extra Spark job, and on the demo lake that cost more than
+# rewriting those smaller tables (measured in the silver stage's notes, 2026-12-01).
+SILVER_DELETION_VECTORS = frozenset({"interactions"})
 
 # ---------------------------------------------------------------- ops (run bookkeeping)
 

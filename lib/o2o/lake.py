@@ -176,8 +176,15 @@ def ensure_table(
     schema: StructType,
     partition_by: tuple[str, ...] = (),
     change_feed: bool = False,
+    deletion_vectors: bool = False,
 ) -> None:
-    """Create the table with its contract schema if it does not exist (no-op otherwise)."""
+    """Create the table with its contract schema if it does not exist (no-op otherwise).
+
+    `deletion_vectors` is for tables that MERGE updates and deletes in place: a changed row is marked
+    deleted in its file and written anew, instead of Delta copying every other row of that file into a
+    new one, so an increment's cost follows the rows it changes, not the table's size. Readers then skip
+    marked rows (a little slower per scan until OPTIMIZE / `o2o maintain` rewrites those files).
+    """
     if exists(spark, cfg, name):
         return
     _drop_uncommitted_log(spark, cfg, name)
@@ -186,6 +193,8 @@ def ensure_table(
         builder = builder.partitionedBy(*partition_by)
     if change_feed:
         builder = builder.property("delta.enableChangeDataFeed", "true")
+    if deletion_vectors:
+        builder = builder.property("delta.enableDeletionVectors", "true")
     builder.execute()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 import subprocess
 from datetime import date, datetime
@@ -24,9 +25,9 @@ ORDERS_SCHEMA = (
 )
 
 
-def _fake_previous_run(spark, cfg, stage: str, rows_out: int) -> None:
+def _fake_previous_run(spark, cfg, stage: str, rows_out: int, details: dict | None = None) -> None:
     row = ("prev", stage, date(2026, 8, 31), "local", "succeeded", datetime(2026, 8, 31), datetime(2026, 8, 31, 0, 1),
-           60.0, "{}", "{}", rows_out, rows_out, 0, "{}", None)  # fmt: skip
+           60.0, "{}", "{}", rows_out, rows_out, 0, json.dumps(details or {}), None)  # fmt: skip
     lake.ensure_table(spark, cfg, RUNS_TABLE, OPS["pipeline_runs"])
     lake.append(spark.createDataFrame([row], OPS["pipeline_runs"]), cfg, RUNS_TABLE)
 
@@ -222,3 +223,62 @@ def test_clean_snapshot_passes_and_dq_command_prints_a_table(spark, cfg):
         "gold.customer_rfm (version 0) stage dq run run-dq: PASSED, 0 critical, 0 warning(s)"
     )
     assert "PASS    critical  one_row_per_customer_per_snapshot" in text
+
+
+def test_quarantine_share_is_of_the_rows_the_run_read_when_given(spark, cfg):
+    # 3 rejected reviews: 3 of the increment's 20 rows (15%) is over the 2% limit, although against a
+    # bronze table of 1,000 rows it would be 0.3% and pass unseen.
+    cfg = cfg.replace(quality={"data_docs": False})
+    bronze_reviews = spark.range(1000).selectExpr("'x' AS raw")
+    lake.overwrite(bronze_reviews, cfg, "bronze.reviews")
+    rejected = spark.createDataFrame(
+        [("reviews", f"r{i}", "rating_out_of_range", None, None, None) for i in range(3)],
+        "feed string, record_id string, reason string, detail string, source_file string, raw_payload string",
+    )
+
+    whole_table = gate(spark, cfg, "silver.quarantine", rejected, run_id="run-q-all", stage="silver")
+    increment = gate(spark, cfg, "silver.quarantine", rejected, run_id="run-q-inc", stage="silver",
+                     feed_rows={"reviews": 20, "online_orders": 500})  # fmt: skip
+
+    assert whole_table.passed and whole_table.warnings == []
+    assert [r.name for r in increment.warnings] == ["quarantine_share_below(feed)"]
+    assert "0.15" in format_report(increment)  # 3 / 20
+
+
+def _three_order_lines(spark):
+    lines = spark.createDataFrame(
+        [("o1", 1, "a", 2, D("10"), D("20")), ("o1", 2, "b", 1, D("5"), D("5")), ("o2", 1, "a", 1, D("10"), D("10"))],
+        "order_id string, line_no int, sku string, quantity int, unit_price decimal(12,2), amount decimal(12,2)",
+    )  # fmt: skip
+    related = {
+        "silver.orders": spark.createDataFrame([("o1",), ("o2",)], "order_id string"),
+        "silver.products": spark.createDataFrame([("a",), ("b",)], "sku string"),
+    }
+    return lines, related
+
+
+def test_volume_compares_a_table_with_its_own_rows_in_the_previous_run(spark, cfg):
+    # The previous silver run wrote 1,000 rows in all, 4 of them order lines: 3 lines today is within ±50%
+    # of 4 (against the stage's total it would be a 99.7% drop, a warning every day).
+    cfg = cfg.replace(quality={"data_docs": False})
+    _fake_previous_run(
+        spark, cfg, "silver", 1000, {"rows_out_by_table": {"silver.order_lines": 4, "silver.orders": 996}}
+    )
+    lines, related = _three_order_lines(spark)
+
+    report = gate(spark, cfg, "silver.order_lines", lines, run_id="run-vol", stage="silver", related=related)
+
+    volume = {r.name: r for r in report.results}["volume_within_band_of_previous_run"]
+    assert volume.success and volume.observed_value == 3
+    assert "row count between 2 and 6" in format_report(report)
+
+
+def test_volume_has_no_baseline_for_a_table_the_previous_run_did_not_write(spark, cfg):
+    cfg = cfg.replace(quality={"data_docs": False})
+    _fake_previous_run(spark, cfg, "silver", 1000, {"rows_out_by_table": {"silver.orders": 1000}})
+    lines, related = _three_order_lines(spark)
+
+    report = gate(spark, cfg, "silver.order_lines", lines, run_id="run-vol0", stage="silver", related=related)
+
+    assert "volume_within_band_of_previous_run" not in {r.name for r in report.results}
+    assert any("no rows of this table in a previous successful run" in reason for reason in report.skipped)

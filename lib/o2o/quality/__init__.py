@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from o2o import lake, runs
 from o2o.config import Config
 from o2o.contracts import FEEDS
-from o2o.frames import checkpointed, is_materialised
+from o2o.frames import checkpointed, is_materialised, local_frame
 from o2o.quality.checks import HINTS, Inputs, Plan, Planned, plan_suite
 from o2o.quality.report import CheckResult, GateReport, QualityGateFailed, format_report
 from o2o.quality.results import RESULTS_TABLE, append_results
@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+FEED_ROWS_SCHEMA = "feed string, rows long"
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
@@ -53,6 +54,7 @@ def gate(
     as_of: date | None = None,
     related: dict[str, DataFrame] | None = None,
     accept: tuple[str, ...] = (),
+    feed_rows: dict[str, int] | None = None,
 ) -> GateReport:
     """Validate `df` (the rows about to be written to `table`) against conf/expectations/<table>.yaml.
 
@@ -60,13 +62,24 @@ def gate(
     updates Data Docs. Raises QualityGateFailed when a critical expectation fails that is not in `accept`
     (names as `expectation(column)` or `table:expectation(column)`); failed warnings are logged and recorded.
     `related` holds other tables the suite refers to (e.g. {"silver.customers": df}); missing ones are read
-    from the lake. The gate computes its frame once for the validation (a checkpoint it releases
+    from the lake. `feed_rows` are the bronze rows per feed the run read, the denominator of a quarantine
+    share (an increment's rejects over that increment); without it the bronze tables are counted whole.
+    The gate computes its frame once for the validation (a checkpoint it releases
     afterwards) unless `df` is already cached or checkpointed and every derived column is row-local.
     Callers that write `df` afterwards should materialise `df` first (`cache`, `frames.checkpointed`, or a
     staged Parquet frame) so the stage computes it only once.
     """
     report = _validate(
-        spark, cfg, table, df, run_id=run_id, stage=stage, as_of=as_of, related=related, accept=accept
+        spark,
+        cfg,
+        table,
+        df,
+        run_id=run_id,
+        stage=stage,
+        as_of=as_of,
+        related=related,
+        accept=accept,
+        feed_rows=feed_rows,
     )
     if not report.passed:
         raise QualityGateFailed(report)
@@ -123,6 +136,7 @@ def _validate(
     as_of: date | None,
     related: dict[str, DataFrame] | None,
     accept: tuple[str, ...],
+    feed_rows: dict[str, int] | None = None,
 ) -> GateReport:
     started = time.monotonic()
     report = GateReport(
@@ -141,7 +155,7 @@ def _validate(
 
     suite = load_suite(cfg, table, gx_adapter.is_known_expectation)
     report.suite_path = suite.path
-    plan = plan_suite(df, suite, _inputs(spark, cfg, suite, stage, table, as_of, related))
+    plan = plan_suite(df, suite, _inputs(spark, cfg, suite, stage, table, as_of, related, feed_rows))
     report.skipped.extend(plan.skipped)
     with _materialised(df, plan) as frame:
         docs_root = _docs_root(cfg)
@@ -237,6 +251,7 @@ def _inputs(
     table: str,
     as_of: date | None,
     related: dict[str, DataFrame] | None,
+    feed_rows: dict[str, int] | None,
 ) -> Inputs:
     """Read what the suite refers to (other tables, the previous run's volume, bronze counts per feed)."""
     related = dict(related or {})
@@ -252,14 +267,22 @@ def _inputs(
     previous = None
     if any(c.expect == "volume_within_band_of_previous_run" for c in suite.checks):
         previous = _previous_rows(spark, cfg, stage, table)
-    feed_rows = None
+    bronze_rows = None
     if any(c.expect == "quarantine_share_below" for c in suite.checks):
-        feed_rows = _feed_rows(spark, cfg, related)
-    return Inputs(as_of=as_of, previous_rows=previous, related=related, feed_rows=feed_rows)
+        bronze_rows = (
+            local_frame(spark, sorted(feed_rows.items()), FEED_ROWS_SCHEMA)
+            if feed_rows is not None
+            else _bronze_table_rows(spark, cfg)
+        )
+    return Inputs(as_of=as_of, previous_rows=previous, related=related, feed_rows=bronze_rows)
 
 
 def _previous_rows(spark: SparkSession, cfg: Config, stage: str, table: str) -> int | None:
-    """Rows the previous successful run of the stage wrote: details.rows_out_by_table[table], else rows_out."""
+    """Rows the previous successful run of the stage wrote to `table`.
+
+    details.rows_out_by_table[table] when the stage records rows per table (bronze and silver: one
+    increment against the one before), else rows_out (stages that write one table).
+    """
     # One read of ops.pipeline_runs per stage: a batch (bronze gates seven feeds) keeps the row it read.
     if _batch is not None and stage in _batch.previous_runs:
         row = _batch.previous_runs[stage]
@@ -273,20 +296,19 @@ def _previous_rows(spark: SparkSession, cfg: Config, stage: str, table: str) -> 
         by_table = json.loads(row["details"] or "{}").get("rows_out_by_table") or {}
     except (ValueError, AttributeError):
         by_table = {}
-    if table in by_table:
-        return int(by_table[table])
+    if by_table:
+        # A stage that records rows per table: one the previous run wrote nothing to has no baseline.
+        return int(by_table[table]) if table in by_table else None
     return None if row["rows_out"] is None else int(row["rows_out"])
 
 
-def _feed_rows(spark: SparkSession, cfg: Config, related: dict[str, DataFrame]) -> DataFrame | None:
-    """(feed, rows): bronze rows per feed, from `related` bronze.<feed> frames or the bronze tables."""
+def _bronze_table_rows(spark: SparkSession, cfg: Config) -> DataFrame | None:
+    """(feed, rows): every row of each bronze table (the denominator when a gate is given no feed_rows)."""
     counts = []
     for feed in FEEDS:
         name = f"bronze.{feed}"
-        source = related.get(name)
-        if source is None and lake.exists(spark, cfg, name):
+        if lake.exists(spark, cfg, name):
             source = lake.read(spark, cfg, name)
-        if source is not None:
             counts.append(
                 source.groupBy().count().select(F.lit(feed).alias("feed"), F.col("count").alias("rows"))
             )

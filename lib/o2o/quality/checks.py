@@ -290,7 +290,7 @@ def _fresh(frame: DataFrame, check: Check, inputs: Inputs):
 
 def _volume(frame: DataFrame, check: Check, inputs: Inputs):
     if inputs.previous_rows is None:
-        return frame, None, "no previous successful run in ops.pipeline_runs"
+        return frame, None, "no rows of this table in a previous successful run (ops.pipeline_runs)"
     band = float(check.params.get("band", 0.5))
     low = math.floor(inputs.previous_rows * (1 - band))
     high = math.ceil(inputs.previous_rows * (1 + band))

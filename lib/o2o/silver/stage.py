@@ -11,7 +11,16 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType, Tim
 
 from o2o import lake, quality
 from o2o.config import Config
-from o2o.contracts import CORRUPT, FEEDS, SILVER, SILVER_KEYS, SILVER_PRUNE_BY, bronze_schema, bronze_table
+from o2o.contracts import (
+    CORRUPT,
+    FEEDS,
+    SILVER,
+    SILVER_DELETION_VECTORS,
+    SILVER_KEYS,
+    SILVER_PRUNE_BY,
+    bronze_schema,
+    bronze_table,
+)
 from o2o.frames import checkpointed, empty_frame, local_frame
 from o2o.runs import StageResult
 from o2o.silver import identity
@@ -281,8 +290,16 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
             as_of=as_of,
             related=related,
             accept=accept,
+            feed_rows=bronze_rows,  # the quarantine share is of this increment, not of all history
         )
-        lake.ensure_table(spark, cfg, name, SILVER[table], change_feed=True)
+        lake.ensure_table(
+            spark,
+            cfg,
+            name,
+            SILVER[table],
+            change_feed=True,
+            deletion_vectors=table in SILVER_DELETION_VECTORS,
+        )
         # Orders need no newer_wins_by here: conform_orders already combined each order with its silver
         # row by event time, and a pick-up may change fulfilment/store without a newer updated_ts.
         changed = ("reason", "detail", "source_file", "raw_payload") if table == "quarantine" else None
@@ -332,7 +349,12 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
     result.rows_in = sum(entry["bronze_rows"] for entry in report.values())
     result.rows_out = sum(entry["silver_rows"] for entry in report.values())
     result.rows_rejected = sum(sum(entry["quarantined"].values()) for entry in report.values())
+    written = {**outputs, "customers": customers, "customer_identity": identity_rows}
     result.details = {
+        # Staged frames: each count reads Parquet footers. Compared by the next run's volume checks.
+        "rows_out_by_table": {
+            f"silver.{table}": rows for table, frame in written.items() if (rows := frame.count())
+        },
         "reconciliation": report,
         "bronze_versions_processed": {feed: [done.get(feed), version] for feed, version in pending.items()},
         "anonymous_orders": anonymous_orders,
