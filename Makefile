@@ -42,10 +42,10 @@ demo: setup
 # DAG's tests. Tests marked `pipeline` (the silver stage on hand-made bronze, a killed silver run, UCI data
 # through silver, spark-submit and the whole DAG on a standalone cluster) run with `make test-pipeline`.
 test: setup $(AIRFLOW_STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not pipeline"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15 -m "not pipeline"
 
 test-pipeline: setup $(AIRFLOW_STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m pipeline
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15 -m pipeline
 
 lint:
 	$(BIN)/ruff check lib jobs tests dags bench

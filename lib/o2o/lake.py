@@ -17,6 +17,7 @@ from o2o.frames import checkpointed
 
 LAYERS = ("bronze", "silver", "gold", "ops")
 BOOKKEEPING_COLUMNS = ("updated_run_id", "run_id")
+DELETE_MARK = "_o2o_delete"  # merge_upsert's source column that marks a row to delete
 # Rows per file of a first load written sorted by `merge_upsert(prune_by=...)`: each file then holds one
 # stretch of that column, which later increments skip by its min/max statistics.
 CLUSTERED_FILE_ROWS = 250_000
@@ -225,6 +226,7 @@ def merge_upsert(
     update_when_changed: tuple[str, ...] | None = None,
     newer_wins_by: str | None = None,
     prune_by: str | None = None,
+    delete_keys: DataFrame | None = None,
 ) -> bool:
     """MERGE source rows into the table on `keys`: insert new keys, update matched ones; False when nothing changed.
 
@@ -235,8 +237,15 @@ def merge_upsert(
     `prune_by` (a key column, e.g. an event time) lets an increment skip the target's files that hold only
     values below the source's smallest: such rows cannot match. The first load writes the table sorted by
     it, in files of at most CLUSTERED_FILE_ROWS rows, so that those files exist.
+    `delete_keys` (the `keys` columns) are rows to delete in the same commit, e.g. persons merged into
+    another: one MERGE rewrites the touched files once, and no reader sees the upsert without the delete
+    (a key that is also among the source rows is upserted, not deleted).
     Delta's operation metrics of the commit are in the table history (`o2o history <table>`).
     """
+    if delete_keys is not None and prune_by is not None:
+        raise ValueError(
+            "merge_upsert: delete_keys cannot be combined with prune_by (deletes may be anywhere)"
+        )
     spark = df.sparkSession
     target = DeltaTable.forPath(spark, table_path(cfg, name))
     if update_when_changed is None:
@@ -265,6 +274,28 @@ def merge_upsert(
         .where(F.col(f"t.{keys[0]}").isNull() | (F.expr(condition) if condition else F.lit(False)))
         .select("s.*")
     )
+    if delete_keys is not None:
+        # Only keys the table holds (deleting an absent key would be a MERGE that changes nothing) and
+        # that the source does not upsert (Delta refuses two source rows for one key).
+        doomed = (
+            delete_keys.select(*keys)
+            .distinct()
+            .alias("d")
+            .join(
+                existing.select(*keys).alias("t"),
+                [F.col(f"d.{k}").eqNullSafe(F.col(f"t.{k}")) for k in keys],
+                "left_semi",
+            )
+            .alias("d")
+            .join(
+                df.select(*keys).alias("s"),
+                [F.col(f"d.{k}").eqNullSafe(F.col(f"s.{k}")) for k in keys],
+                "left_anti",
+            )
+        )
+        effective = effective.withColumn(DELETE_MARK, F.lit(False)).unionByName(
+            doomed.withColumn(DELETE_MARK, F.lit(True)), allowMissingColumns=True
+        )
     on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
     # Computed once: the emptiness check and the MERGE read the same rows instead of the lineage twice.
     with checkpointed(effective) as rows:
@@ -282,6 +313,9 @@ def merge_upsert(
             writer.format("delta").mode("append").save(table_path(cfg, name))
             return True
         merge_on = F.expr(on)
+        if delete_keys is not None:
+            _merge_with_deletes(target, rows, merge_on, condition)
+            return True
         if lowest is not None:
             merge_on = merge_on & (F.col(f"t.`{prune_by}`") >= lowest)
         (
@@ -292,6 +326,21 @@ def merge_upsert(
             .execute()
         )
     return True
+
+
+def _merge_with_deletes(target: DeltaTable, rows: DataFrame, merge_on: Column, condition: str | None) -> None:
+    """One MERGE of upserts and (DELETE_MARK) deletes: matched marked rows are deleted, the others upserted."""
+    columns = [f.name for f in target.toDF().schema]
+    values = {c: f"s.`{c}`" for c in columns}
+    update_when = f"NOT s.`{DELETE_MARK}`" + (f" AND ({condition})" if condition else "")
+    (
+        target.alias("t")
+        .merge(rows.alias("s"), merge_on)
+        .whenMatchedDelete(condition=f"s.`{DELETE_MARK}`")
+        .whenMatchedUpdate(condition=update_when, set=values)
+        .whenNotMatchedInsert(condition=f"NOT s.`{DELETE_MARK}`", values=values)
+        .execute()
+    )
 
 
 def _lowest_key(source: DataFrame, prune_by: str | None, keys: tuple[str, ...]) -> Column | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -98,6 +99,25 @@ def test_rerun_changes_nothing_and_a_new_file_adds_only_its_rows(spark, cfg):
     assert sorted(r[0] for r in table.select("order_id").collect()) == ["W1", "W2", "W3"]
     assert table.where("_run_id = 'run-3'").count() == 1
     assert lake.version(spark, cfg, "bronze.online_orders") == version_after_first + 1
+
+
+def test_landing_moved_to_another_root_is_not_ingested_again(spark, cfg, tmp_path):
+    old_root = _landing(cfg)
+    _write(old_root / "online_orders/2026-06-01/a.jsonl", "\n".join([_order("W1"), _order("W2")]) + "\n")
+    ingest.run(spark, cfg, AS_OF, "run-1", feeds=("online_orders",))
+    version_after_first = lake.version(spark, cfg, "bronze.online_orders")
+
+    # The same deliveries, now read from another mount; one new file arrives there.
+    moved = cfg.replace(lake={"landing": str(tmp_path / "remounted")})
+    shutil.copytree(old_root, _landing(moved))
+    ingest.run(spark, moved, AS_OF, "run-2", feeds=("online_orders",))
+    assert lake.version(spark, cfg, "bronze.online_orders") == version_after_first
+
+    _write(_landing(moved) / "online_orders/2026-06-02/a.jsonl", _order("W3") + "\n")  # same name, new day
+    ingest.run(spark, moved, AS_OF, "run-3", feeds=("online_orders",))
+    table = lake.read(spark, cfg, "bronze.online_orders")
+    assert sorted(r["order_id"] for r in table.collect()) == ["W1", "W2", "W3"]
+    assert [r["order_id"] for r in table.where("_run_id = 'run-3'").collect()] == ["W3"]
 
 
 def test_a_batch_of_header_only_files_passes_and_commits_nothing(spark, cfg):

@@ -255,7 +255,7 @@ def test_silver_stage_end_to_end(spark, cfg):
     assert again.details == {"nothing_new": True}
     assert versions(spark, cfg) == before
 
-    # A newer status wins; the same record redelivered changes nothing.
+    # A newer status wins; the same record redelivered changes nothing; a new person's first order.
     append_bronze(
         spark,
         cfg,
@@ -263,13 +263,23 @@ def test_silver_stage_end_to_end(spark, cfg):
         [
             online("o1", "shipped", "2026-06-11T09:00:00+08:00"),
             online("o1", "paid", "2026-06-10T10:00:00+08:00"),
+            online("o9", "paid", "2026-06-11T10:00:00+08:00", customer_id="acc-9", phone=None, email=None),
         ],
         "online_orders/2026-06-11/a.jsonl",
     )
     second = stage.run(spark, cfg, AS_OF, "silver-3")
-    assert second.details["reconciliation"]["online_orders"]["bronze_rows"] == 2
+    assert second.details["reconciliation"]["online_orders"]["bronze_rows"] == 3
     assert second.details["reconciliation"]["online_orders"]["balanced"]
     assert order(spark, cfg, "o1")[0]["status"] == "shipped"
+    # The new person's identity refers to a customer written in the same run: no reference warning.
+    references = (
+        lake.read(spark, cfg, "ops.dq_results")
+        .where("run_id = 'silver-3' AND expectation LIKE 'references%'")
+        .select("table_name", "success")
+        .collect()
+    )
+    assert ("silver.customer_identity", True) in {tuple(r) for r in references}, references
+    assert all(r["success"] for r in references), references
 
     # An older state arriving later never wins.
     append_bronze(

@@ -70,6 +70,34 @@ def test_upsert_appends_into_an_empty_table_then_merges(spark, cfg):
     assert _operations(spark, cfg, "ops.things") == ["CREATE TABLE", "WRITE", "MERGE"]
 
 
+def test_upsert_with_delete_keys_deletes_and_upserts_in_one_commit(spark, cfg):
+    lake.ensure_table(spark, cfg, "ops.things", spark.createDataFrame([], SCHEMA).schema)
+    lake.append(spark.createDataFrame([(1, "a"), (2, "b"), (3, "c")], SCHEMA), cfg, "ops.things")
+    # 2 is retired, 1 is updated, 4 is new; 9 is not in the table and 1 is also upserted: neither is deleted.
+    retired = spark.createDataFrame([(2,), (9,), (1,)], "id long")
+
+    assert lake.merge_upsert(
+        spark.createDataFrame([(1, "A"), (4, "d")], SCHEMA), cfg, "ops.things", ("id",), delete_keys=retired
+    )
+    assert _rows(spark, cfg, "ops.things") == [(1, "A"), (3, "c"), (4, "d")]
+    assert _operations(spark, cfg, "ops.things") == ["CREATE TABLE", "WRITE", "MERGE"]
+    metrics = lake.history(spark, cfg, "ops.things", 1).head()["operationMetrics"]
+    assert (
+        metrics["numTargetRowsDeleted"],
+        metrics["numTargetRowsUpdated"],
+        metrics["numTargetRowsInserted"],
+    ) == (
+        "1",
+        "1",
+        "1",
+    )
+    # The same again: 2 is gone, 1 and 4 unchanged: no commit.
+    assert not lake.merge_upsert(
+        spark.createDataFrame([(1, "A"), (4, "d")], SCHEMA), cfg, "ops.things", ("id",), delete_keys=retired
+    )
+    assert lake.version(spark, cfg, "ops.things") == 2
+
+
 EVENTS = "id long, ts timestamp, name string"
 
 

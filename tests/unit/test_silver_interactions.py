@@ -311,7 +311,7 @@ def test_merged_persons_interactions_move_to_the_surviving_key_in_one_commit(spa
     )
     merges = spark.createDataFrame([("C2", "C1")], "merged_key string, surviving_key string")
 
-    silver_stage._apply_merges(spark, cfg, merges)
+    silver_stage._move_interactions(spark, cfg, merges)
 
     assert sorted(tuple(r) for r in lake.read(spark, cfg, "silver.interactions").collect()) == [
         ("C1", "s1", "view", at, "app", None, None, "r1"),
@@ -328,5 +328,49 @@ def test_merged_persons_interactions_move_to_the_surviving_key_in_one_commit(spa
         "1",
     )
 
-    silver_stage._apply_merges(spark, cfg, merges)  # the rerun of a run killed after the move: no change
+    silver_stage._move_interactions(spark, cfg, merges)  # the rerun of a run killed after the move: no change
     assert lake.version(spark, cfg, "silver.interactions") == 2
+
+
+def test_merged_persons_other_orders_are_re_pointed_in_the_increments_merge(spark, cfg):
+    def order(order_id, customer_key, status, run):
+        at = datetime(2026, 6, 1, 9)
+        money = Decimal("10.00")
+        return (order_id, "web", None, customer_key, at, at, status, "delivery", "CNY", money, money, run)
+
+    lake.ensure_table(spark, cfg, "silver.orders", SILVER["orders"], change_feed=True)
+    lake.append(
+        spark.createDataFrame(
+            [
+                order("o1", "C2", "paid", "r1"),
+                order("o2", "C2", "paid", "r1"),
+                order("o3", "C3", "paid", "r1"),
+            ],
+            SILVER["orders"],
+        ),
+        cfg,
+        "silver.orders",
+    )
+    merges = spark.createDataFrame([("C2", "C1")], "merged_key string, surviving_key string")
+    # This run's increment holds o2 again (shipped), already under the surviving key.
+    increment = spark.createDataFrame([order("o2", "C1", "shipped", "r2")], SILVER["orders"])
+
+    moved = silver_stage._moved_orders(spark, cfg, merges, increment)
+    assert_df_equality(
+        moved,
+        spark.createDataFrame([order("o1", "C1", "paid", "r1")], SILVER["orders"]),
+        ignore_row_order=True,
+    )
+    lake.merge_upsert(increment.unionByName(moved), cfg, "silver.orders", ("order_id",))
+
+    assert sorted(
+        (r["order_id"], r["customer_key"], r["status"])
+        for r in lake.read(spark, cfg, "silver.orders").collect()
+    ) == [
+        ("o1", "C1", "paid"),
+        ("o2", "C1", "shipped"),
+        ("o3", "C3", "paid"),
+    ]
+    assert lake.version(spark, cfg, "silver.orders") == 2  # created, appended, one MERGE
+    no_merges = spark.createDataFrame([], "merged_key string, surviving_key string")
+    assert silver_stage._moved_orders(spark, cfg, no_merges, increment) is None

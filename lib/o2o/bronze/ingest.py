@@ -2,7 +2,8 @@
 
 Exactly-once design (a file ledger, not Structured Streaming): the ledger of ingested files is the bronze
 table's own `_source_file` column, so it commits atomically with the rows themselves and can never drift
-from them. A run lists the landing folder, subtracts the files already in the table and appends all new
+from them. Files are compared by their path below the landing root (`ledger_key`), so a landing folder
+read through another mount or URI scheme is not ingested twice. A run lists the landing folder, subtracts the files already in the table and appends all new
 files of a feed in ONE Delta commit. A run killed before that commit leaves nothing; its rerun sees the
 same new files. A run killed after it sees them as ingested. The commit also carries Delta's
 txnAppId/txnVersion (the table version it was planned against), so two overlapping runs of the same batch
@@ -47,12 +48,21 @@ def canonical_uri(uri: str) -> str:
     return "file:/" + uri[len("file:///") :] if uri.startswith("file:///") else uri
 
 
+def ledger_key(uri: str) -> str:
+    """A landing file as the ledger knows it: `<feed>/<delivery date>/<file>`, without the landing root.
+
+    The same file under a moved landing root (a remount, s3:// read as s3a://) is the same delivery;
+    compared by full URI it would look new and be ingested a second time.
+    """
+    return "/".join(canonical_uri(uri).rstrip("/").split("/")[-3:])
+
+
 def ingested_files(spark: SparkSession, cfg: Config, feed: str) -> set[str]:
-    """Files already in bronze.<feed>; one value per file, so bounded by the number of landing files."""
+    """Ledger keys of the files already in bronze.<feed>; one per file, so bounded by the landing files."""
     if not lake.exists(spark, cfg, bronze_table(feed)):
         return set()
     rows = lake.read(spark, cfg, bronze_table(feed)).select("_source_file").distinct().collect()
-    return {canonical_uri(row[0]) for row in rows}
+    return {ledger_key(row[0]) for row in rows}
 
 
 def read_json_feed(spark: SparkSession, feed: str, files: list[str]) -> DataFrame:
@@ -152,7 +162,8 @@ def ingest_feed(
     table = bronze_table(feed)
     lake.ensure_table(spark, cfg, table, bronze_schema(feed), change_feed=True)
     landing = f"{cfg.resolve(cfg.lake.landing).rstrip('/')}/{feed}"
-    new_files = sorted(set(list_landing_files(spark, landing)) - ingested_files(spark, cfg, feed))
+    done = ingested_files(spark, cfg, feed)
+    new_files = [file for file in list_landing_files(spark, landing) if ledger_key(file) not in done]
     if not new_files:
         return {"files": 0, "rows": 0, "malformed": 0}
     reader = read_json_feed if LANDING_FORMAT[feed] == "json" else read_csv_feed

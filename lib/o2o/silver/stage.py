@@ -109,19 +109,6 @@ def _with_lake(spark: SparkSession, cfg: Config, table: str, new_rows: DataFrame
     return new_rows if existing is None else existing.unionByName(new_rows)
 
 
-def _delete_keys(spark: SparkSession, cfg: Config, table: str, keys: DataFrame) -> None:
-    """Delete the rows of silver.<table> whose customer_key is in `keys` (a MERGE ... WHEN MATCHED DELETE)."""
-    if keys.isEmpty():
-        return
-    (
-        DeltaTable.forPath(spark, lake.table_path(cfg, f"silver.{table}"))
-        .alias("t")
-        .merge(keys.select("customer_key").distinct().alias("s"), "t.customer_key = s.customer_key")
-        .whenMatchedDelete()
-        .execute()
-    )
-
-
 def run(
     spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tuple[str, ...] = ()
 ) -> StageResult:
@@ -216,6 +203,10 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
         run_id,
     )
     orders = _pin(remap_customer_keys(conformed.orders, merges), cfg, "orders")
+    # What is written: the increment's orders and the other silver orders of persons merged away this run,
+    # re-pointed to the surviving key in the same MERGE (a second MERGE would rewrite the table's files again).
+    moved_orders = _moved_orders(spark, cfg, merges, orders)
+    orders_out = orders if moved_orders is None else _pin(orders.unionByName(moved_orders), cfg, "orders_out")
     order_lines = _pin(conformed.order_lines, cfg, "order_lines")
     triaged["online_orders"] = _pin(
         apply_late_fates(triaged["online_orders"], conformed.superseded), cfg, "fated_online_orders"
@@ -270,13 +261,13 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
     outputs = {
         "quarantine": quarantine,
         "products": products,
-        "orders": orders,
+        "orders": orders_out,
         "order_lines": order_lines,
         "interactions": interactions,
     }
     # What the suites' reference checks see: the silver tables as they will be after this run's writes.
     related = {
-        "silver.orders": _with_lake(spark, cfg, "orders", orders),
+        "silver.orders": _with_lake(spark, cfg, "orders", orders_out),
         "silver.customers": _with_lake(spark, cfg, "customers", customers),
         "silver.products": _with_lake(spark, cfg, "products", products),
     }
@@ -314,7 +305,7 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
             prune_by=SILVER_PRUNE_BY.get(table),
         )
 
-    _apply_merges(spark, cfg, merges)
+    _move_interactions(spark, cfg, merges)
 
     # Identity tables last, customer_identity the very last: until it is written a rerun resolves the
     # same merges again, so a run killed in between converges.
@@ -322,8 +313,17 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
     identity_rows = _pin(resolved.identity, cfg, "customer_identity")
     edges = _pin(resolved.edges, cfg, "identity_edges")
     for table, rows in (("customers", customers), ("customer_identity", identity_rows)):
+        # With `related`: identities of persons new in this run refer to customers not yet written.
         quality.gate(
-            spark, cfg, f"silver.{table}", rows, run_id=run_id, stage="silver", as_of=as_of, accept=accept
+            spark,
+            cfg,
+            f"silver.{table}",
+            rows,
+            run_id=run_id,
+            stage="silver",
+            as_of=as_of,
+            related=related,
+            accept=accept,
         )
     for table in IDENTITY_TABLES:
         lake.ensure_table(spark, cfg, f"silver.{table}", SILVER[table], change_feed=True)
@@ -335,8 +335,13 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
         SILVER_KEYS["customer_merges"],
         update_when_changed=("surviving_key",),
     )
-    lake.merge_upsert(customers, cfg, "silver.customers", SILVER_KEYS["customers"])
-    _delete_keys(spark, cfg, "customers", identity.retired_customer_keys(merges))
+    lake.merge_upsert(
+        customers,
+        cfg,
+        "silver.customers",
+        SILVER_KEYS["customers"],
+        delete_keys=identity.retired_customer_keys(merges),
+    )
     lake.merge_upsert(identity_rows, cfg, "silver.customer_identity", SILVER_KEYS["customer_identity"])
 
     # The watermark is written last: a run killed before this line reprocesses the same increment.
@@ -372,29 +377,36 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
     return result
 
 
-def _apply_merges(spark: SparkSession, cfg: Config, merges: DataFrame) -> None:
-    """Re-point orders and interactions of persons merged away this run to the surviving customer key."""
-    if merges.isEmpty():
-        return
+def _moved_orders(
+    spark: SparkSession, cfg: Config, merges: DataFrame, increment: DataFrame
+) -> DataFrame | None:
+    """silver.orders rows of persons merged away this run, under the surviving key (not those in `increment`).
+
+    None when no person was merged or there are no silver orders yet. A run killed after the orders MERGE
+    re-resolves the same merges (customer_identity is written last) and finds no order left to move.
+    """
+    existing = _existing(spark, cfg, "orders")
+    if existing is None or merges.isEmpty():
+        return None
     merged_keys = merges.select(F.col("merged_key").alias("customer_key"))
-    if lake.exists(spark, cfg, "silver.orders"):
-        moved = remap_customer_keys(
-            lake.read(spark, cfg, "silver.orders").join(merged_keys, "customer_key", "left_semi"), merges
-        )
-        lake.merge_upsert(
-            moved, cfg, "silver.orders", SILVER_KEYS["orders"], update_when_changed=("customer_key",)
-        )
-    if lake.exists(spark, cfg, "silver.interactions"):
-        _move_interactions(spark, cfg, merges)
+    return remap_customer_keys(
+        existing.join(merged_keys, "customer_key", "left_semi").join(
+            increment.select("order_id"), "order_id", "left_anti"
+        ),
+        merges,
+    ).select(*increment.columns)
 
 
 def _move_interactions(spark: SparkSession, cfg: Config, merges: DataFrame) -> None:
-    """Re-point interactions to surviving keys in ONE MERGE: insert under the new key, delete the old row.
+    """Re-point interactions of persons merged away this run to the surviving key in ONE MERGE.
 
-    One commit, so a killed run leaves either every old row or every moved one (its rerun, with the
-    same merges as customer_identity is not yet re-pointed, then moves what is left). A moved event that
-    the surviving customer already has is not inserted twice.
+    Each moved event is inserted under the new key and its old row deleted, in one commit, so a killed
+    run leaves either every old row or every moved one (its rerun, with the same merges as
+    customer_identity is not yet re-pointed, then moves what is left). A moved event that the surviving
+    customer already has is not inserted twice.
     """
+    if not lake.exists(spark, cfg, "silver.interactions") or merges.isEmpty():
+        return
     merged_away = lake.read(spark, cfg, "silver.interactions").join(
         merges.select(F.col("merged_key").alias("customer_key")), "customer_key", "left_semi"
     )
