@@ -3,12 +3,13 @@
 Exactly-once design (a file ledger, not Structured Streaming): the ledger of ingested files is the bronze
 table's own `_source_file` column, so it commits atomically with the rows themselves and can never drift
 from them. Files are compared by their path below the landing root (`ledger_key`), so a landing folder
-read through another mount or URI scheme is not ingested twice. A run lists the landing folder, subtracts the files already in the table and appends all new
-files of a feed in ONE Delta commit. A run killed before that commit leaves nothing; its rerun sees the
-same new files. A run killed after it sees them as ingested. The commit also carries Delta's
-txnAppId/txnVersion (the table version it was planned against), so two overlapping runs of the same batch
-cannot both land it. Streaming `availableNow` would give the same guarantee but needs one checkpoint per
-feed and cannot pick the CSV header per file, which the header-drift handling below requires.
+read through another mount or URI scheme is not ingested twice. A run lists the landing folder, subtracts
+the files already in the table and appends all new files of a feed in ONE Delta commit. A run killed
+before that commit leaves nothing; its rerun sees the same new files. A run killed after it sees them as
+ingested. The commit also carries Delta's txnAppId/txnVersion (the table version it was planned against),
+so two overlapping runs of the same batch cannot both land it. Streaming `availableNow` would give the
+same guarantee but needs one checkpoint per feed and cannot pick the CSV header per file, which the
+header-drift handling below requires.
 """
 
 from __future__ import annotations
