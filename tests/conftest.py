@@ -18,6 +18,7 @@ from o2o.gold.segments import load_segment_rules
 from o2o.pipeline import run_pipeline, run_stage
 from o2o.sources.generator import MANIFEST, generate
 from o2o.spark import get_spark
+from processes import SHORT_LIVED_JVM_ENV
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -136,6 +137,7 @@ class SampleLake:
             "O2O__SPARK__SHUFFLE_PARTITIONS": "2",
             "O2O__SPARK__UI_ENABLED": "false",
             "O2O__SPARK__DRIVER_MEMORY": "1g",
+            **SHORT_LIVED_JVM_ENV,  # the process runs one notebook or command
         }
 
 

@@ -17,6 +17,7 @@ import pyspark
 
 from o2o.config import load_config
 from o2o.spark import DELTA_CATALOG, DELTA_EXTENSION, cached_delta_jars
+from processes import SHORT_LIVED_JVM_ENV
 
 PROJECT = Path(__file__).resolve().parents[2]
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
@@ -112,6 +113,7 @@ def standalone_cluster(folder: Path, workers: int = 2) -> Iterator[dict]:
         "SPARK_LOG_DIR": str(logs),
         "SPARK_WORKER_DIR": str(folder / "work"),
         "SPARK_DAEMON_MEMORY": "256m",
+        **SHORT_LIVED_JVM_ENV,  # the daemons and the executors they start (one per application)
     }
     port, webui = free_port(), free_port()
     url = f"spark://127.0.0.1:{port}"

@@ -17,6 +17,7 @@ from standalone import SPARK_HOME, build_dist, master_state, spark_submit, stand
 
 from o2o import lake
 from o2o.contracts import FEEDS
+from processes import SHORT_LIVED_JVM_ENV
 
 PROJECT = Path(__file__).resolve().parents[2]
 DAG_ID = "o2o_daily"
@@ -98,6 +99,8 @@ def test_a_failing_stage_fails_its_task_and_nothing_downstream_runs(airflow_home
     monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_O2O", json.dumps({"conn_type": "spark", "host": "local[1]"}))
+    for key, value in SHORT_LIVED_JVM_ENV.items():
+        monkeypatch.setenv(key, value)  # for the job's JVM
     dag = DagBag(dag_folder=str(PROJECT / "dags")).dags[DAG_ID]  # a copy of its own: retries off below
     for task in dag.tasks:
         task.retries = 0
@@ -143,6 +146,7 @@ def test_spark_submit_and_the_dag_run_every_stage_on_a_standalone_cluster_from_d
             "SPARK_CONF_DIR": str(cluster["conf_dir"]),  # the cluster's spark-defaults.conf
             "PYSPARK_PYTHON": sys.executable,
             "PYSPARK_DRIVER_PYTHON": sys.executable,
+            **SHORT_LIVED_JVM_ENV,  # each job's driver JVM
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # spark-submit
             # The task's Spark connection, given the way deployments give it (env var): the cluster's master.
             "AIRFLOW_CONN_SPARK_O2O": json.dumps(
