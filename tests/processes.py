@@ -11,8 +11,8 @@ from pathlib import Path
 
 # The environment of a JVM a test starts for one short job (an `o2o` command, a notebook's kernel, spark-submit
 # on the test cluster): C1 compilation only. Such a JVM ends before C2's compiled code pays back the cores C2
-# spends compiling, on a machine whose two cores the suite keeps busy. Measured in one `make test` run
-# (2026-12-01): the notebooks 108/64/67 s -> 73/35/38 s, the bronze kill test 95 -> 77 s. The suite's own
+# spends compiling, on a machine whose two cores the suite keeps busy. Measured from a clean clone
+# (2026-12-01): the notebooks 108/64/67 s -> 76/37/52 s, the bronze kill test 95 -> 80 s. The suite's own
 # sessions live for the whole run and keep both compilers: with C1 they were slower (the gold stage test
 # 176 -> 259 s, the identity tests about 40% slower).
 SHORT_LIVED_JVM_ENV = {"JAVA_TOOL_OPTIONS": "-XX:TieredStopAtLevel=1"}
