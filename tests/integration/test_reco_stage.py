@@ -118,6 +118,8 @@ def test_train_records_model_metrics_and_recommend_publishes(spark, small_lake, 
     )
     assert {r["model"] for r in metric_rows} == {"als", "global_popular", "segment_popular", "buy_again"}
     assert "ndcg_at_k" in capsys.readouterr().out
+    checkpoints = Path(lake.checkpoints_dir(cfg))
+    assert not checkpoints.exists() or not any(checkpoints.iterdir())  # the run's checkpoints went with it
 
     published = recommend.run(spark, cfg, AS_OF, "run-reco-1")
 

@@ -2,7 +2,9 @@
 
 import math
 from datetime import datetime, timedelta
+from pathlib import Path
 
+import pytest
 from chispa import assert_df_equality
 
 from o2o import lake
@@ -118,3 +120,36 @@ def test_fitting_in_a_session_without_checkpoint_folder_sets_one(spark, cfg):
     finally:
         if saved:
             spark.sparkContext.setCheckpointDir(saved)
+
+
+def _rdd_checkpoints(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("rdd-*")) if folder.exists() else []
+
+
+def test_a_runs_checkpoints_are_deleted_when_it_ends_and_the_session_folder_is_put_back(spark, cfg, tmp_path):
+    parent = tmp_path / "checkpoints"
+    spark.sparkContext.setCheckpointDir(str(tmp_path / "session"))
+    session_folder = spark.sparkContext.getCheckpointDir()
+    rc, params = _rc(cfg, maxIter=12)
+
+    with als.run_checkpoints(spark, str(parent), "run-1"):
+        fit = fit_implicit(_events(spark), REFERENCE, rc, params, blocks=2)
+        written = _rdd_checkpoints(parent / "run-1")
+        fit.release()
+
+    assert written, "12 iterations with a checkpoint every 5 wrote no checkpoint"
+    assert not (parent / "run-1").exists()
+    assert spark.sparkContext.getCheckpointDir() == session_folder
+    assert _rdd_checkpoints(tmp_path / "session") == []
+
+
+def test_a_failed_runs_checkpoints_are_deleted_too(spark, cfg, tmp_path):
+    parent = tmp_path / "checkpoints"
+    rc, params = _rc(cfg, maxIter=12)
+
+    with pytest.raises(RuntimeError, match="stage failed"), als.run_checkpoints(spark, str(parent), "run-2"):
+        fit_implicit(_events(spark), REFERENCE, rc, params, blocks=2).release()
+        assert _rdd_checkpoints(parent / "run-2")
+        raise RuntimeError("stage failed after fitting")
+
+    assert not (parent / "run-2").exists()

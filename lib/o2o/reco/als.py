@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pyspark.sql.functions as F
 from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, SparkSession
+
+from o2o import lake
 
 USER = "user"
 ITEM = "item"
@@ -20,9 +26,36 @@ def ensure_checkpoint_dir(spark: SparkSession, directory: str | None = None) -> 
     without one the lineage grows with every iteration until deserialising a task overflows the stack.
     """
     current = spark.sparkContext.getCheckpointDir()
-    if directory or not current:
-        spark.sparkContext.setCheckpointDir(directory or tempfile.mkdtemp(prefix="o2o-als-checkpoints-"))
+    if directory:
+        spark.sparkContext.setCheckpointDir(directory)
+    elif not current:
+        temporary = tempfile.mkdtemp(prefix="o2o-als-checkpoints-")
+        atexit.register(shutil.rmtree, temporary, ignore_errors=True)  # else one folder per session stays in /tmp
+        spark.sparkContext.setCheckpointDir(temporary)
     return spark.sparkContext.getCheckpointDir()
+
+
+@contextmanager
+def run_checkpoints(spark: SparkSession, parent: str, run_id: str) -> Iterator[str]:
+    """ALS checkpoints of one run in `<parent>/<run_id>`, deleted when the block ends, whether it fails or not.
+
+    Spark never deletes checkpoint files itself: without this, every training run left its factor
+    checkpoints in the lake for good. A run killed inside the block leaves its folder behind (named by its
+    run id). The session's own folder (a notebook's, say) is put back afterwards.
+    """
+    context = spark.sparkContext
+    previous = context.getCheckpointDir()
+    folder = f"{parent.rstrip('/')}/{run_id}"
+    context.setCheckpointDir(folder)
+    try:
+        yield context.getCheckpointDir()
+    finally:
+        # setCheckpointDir(previous) would make a new sub-folder below it: the field is set back as it was.
+        jvm = context._jvm
+        restored = jvm.scala.Option.apply(previous) if previous else jvm.scala.Option.empty()
+        getattr(context._jsc.sc(), "checkpointDir_$eq")(restored)
+        fs, path = lake.hadoop_path(spark, folder)
+        fs.delete(path, True)
 
 
 def build(

@@ -91,13 +91,13 @@ def implicit_confidence(
 
 def active_customers(confidence: DataFrame, min_interactions: int) -> DataFrame:
     """Confidence rows of customers with at least `min_interactions` events (others are cold start)."""
-    enough = (
-        confidence.groupBy("customer_key")
-        .agg(F.sum("events").alias("customer_events"))
-        .where(F.col("customer_events") >= min_interactions)
-        .select("customer_key")
+    # A window, not an aggregate joined back: one shuffle of the confidence rows instead of three.
+    customer_events = F.sum("events").over(Window.partitionBy("customer_key"))
+    return (
+        confidence.withColumn("_customer_events", customer_events)
+        .where(F.col("_customer_events") >= min_interactions)
+        .drop("_customer_events")
     )
-    return confidence.join(enough, "customer_key", "left_semi")
 
 
 def dense_index(keys: DataFrame, key: str, index: str) -> DataFrame:

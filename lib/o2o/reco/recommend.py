@@ -221,7 +221,6 @@ def run(
     spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tuple[str, ...] = ()
 ) -> StageResult:
     """Latest model in ops.models -> gold.recommendations snapshot for `as_of` (gated, then replaced)."""
-    spark.sparkContext.setCheckpointDir(lake.checkpoints_dir(cfg))
     input_versions = {name: lake.version(spark, cfg, name) for name in INPUTS}
     model_row = latest_model(spark, cfg, not_after=as_of)
     input_versions[MODELS_TABLE] = lake.version(spark, cfg, MODELS_TABLE)

@@ -96,10 +96,12 @@ class TrainingSet:
         self.confidence = features.implicit_confidence(
             interactions, reference, rc.event_weights, rc.recency_half_life_days
         ).cache()
-        trainable = features.active_customers(self.confidence, rc.min_interactions)
+        # Read three times (both id maps and the ratings): cached only until the ratings are checkpointed.
+        trainable = features.active_customers(self.confidence, rc.min_interactions).cache()
         self.customer_ids = features.dense_index(trainable, "customer_key", "user").cache()
         self.sku_ids = features.dense_index(trainable, "sku", "item").cache()
         self.ratings = local_checkpoint(features.to_ratings(trainable, self.customer_ids, self.sku_ids))
+        trainable.unpersist()
         self.empty = self.ratings.isEmpty()
 
     def fit(self, rc: RecoConfig, params: dict, blocks: int) -> ALSModel | None:
@@ -344,8 +346,12 @@ def run(
     spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tuple[str, ...] = ()
 ) -> StageResult:
     """silver.interactions (+ gold.customer_rfm) -> tuned ALS model, ops.models row, gold.model_metrics rows."""
+    with als.run_checkpoints(spark, lake.checkpoints_dir(cfg), run_id):
+        return _train(spark, cfg, as_of, run_id)
+
+
+def _train(spark: SparkSession, cfg: Config, as_of: date, run_id: str) -> StageResult:
     rc = cfg.reco
-    als.ensure_checkpoint_dir(spark, lake.checkpoints_dir(cfg))
     blocks = spark.sparkContext.defaultParallelism
     input_versions = {name: lake.version(spark, cfg, name) for name in INPUTS}
     if input_versions["silver.interactions"] is None:
