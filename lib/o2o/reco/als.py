@@ -30,7 +30,8 @@ def ensure_checkpoint_dir(spark: SparkSession, directory: str | None = None) -> 
         spark.sparkContext.setCheckpointDir(directory)
     elif not current:
         temporary = tempfile.mkdtemp(prefix="o2o-als-checkpoints-")
-        atexit.register(shutil.rmtree, temporary, ignore_errors=True)  # else one folder per session stays in /tmp
+        # Removed when the process exits; before, every session that fitted this way left a folder in /tmp.
+        atexit.register(shutil.rmtree, temporary, ignore_errors=True)
         spark.sparkContext.setCheckpointDir(temporary)
     return spark.sparkContext.getCheckpointDir()
 
