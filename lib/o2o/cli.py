@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--limit", type=int, default=20)
 
     maintain = commands.add_parser(
-        "maintain", help="OPTIMIZE (Z-ORDER where configured) and VACUUM every table"
+        "maintain",
+        help="OPTIMIZE (Z-ORDER where configured) and VACUUM every table; remove killed runs' checkpoint folders",
     )
     _common(maintain)
     maintain.add_argument(
@@ -308,6 +309,8 @@ def cmd_maintain(cfg: Config, args: argparse.Namespace) -> int:
             f"{table:<34} optimized{' (z-order ' + ', '.join(zorder) + ')' if zorder else '':<28} "
             f"files +{metrics['numFilesAdded']} -{metrics['numFilesRemoved']}; vacuumed (retention {retention}h)"
         )
+    stale = lake.remove_stale_checkpoints(spark, cfg, retention)
+    print(f"checkpoint folders of killed runs older than {retention}h removed: {', '.join(stale) or 'none'}")
     return 0
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
@@ -49,6 +51,24 @@ def checkpoints_dir(cfg: Config) -> str:
         if cfg.lake.checkpoints
         else f"{cfg.resolve(cfg.lake.root).rstrip('/')}/_checkpoints"
     )
+
+
+def remove_stale_checkpoints(spark: SparkSession, cfg: Config, older_than_hours: int) -> list[str]:
+    """Delete run folders in the checkpoints folder last modified more than `older_than_hours` ago.
+
+    A run deletes its own checkpoints when it ends; only a killed run leaves its folder behind. Returns
+    the names of the folders deleted.
+    """
+    fs, path = hadoop_path(spark, checkpoints_dir(cfg))
+    if not fs.exists(path):
+        return []
+    cutoff_ms = (time.time() - older_than_hours * 3600) * 1000
+    removed = []
+    for status in fs.listStatus(path):
+        if status.isDirectory() and status.getModificationTime() < cutoff_ms:
+            fs.delete(status.getPath(), True)
+            removed.append(status.getPath().getName())
+    return sorted(removed)
 
 
 def hadoop_path(spark: SparkSession, location: str) -> tuple[Any, Any]:
@@ -395,9 +415,28 @@ def vacuum(spark: SparkSession, cfg: Config, name: str, retention_hours: int, fo
             f"VACUUM of {name} with {retention_hours}h retention would break time travel and readers older "
             "than that; use at least 168 hours (maintenance.vacuum_retention_hours) or pass --force"
         )
+    # Delta lists the table's files in as many tasks as this setting says, 10,000 by default: a VACUUM of a
+    # three-file table took 30-45 s on 2 cores, against 2.4 s with one task per core.
+    settings = {
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(spark.sparkContext.defaultParallelism)
+    }
     if retention_hours < 168:
-        spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
-    try:
+        settings["spark.databricks.delta.retentionDurationCheck.enabled"] = "false"
+    with _session_settings(spark, settings):
         DeltaTable.forPath(spark, table_path(cfg, name)).vacuum(retention_hours)
+
+
+@contextmanager
+def _session_settings(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
+    """SQL settings changed for the block, then put back as they were (unset if they were)."""
+    previous = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
     finally:
-        spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
