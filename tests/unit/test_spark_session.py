@@ -51,3 +51,24 @@ def test_cli_without_java_exits_with_a_clear_message(tmp_path):
 def test_get_spark_adopts_the_active_session(spark, base_cfg):
     assert get_spark(base_cfg) is spark
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+
+
+def test_many_input_files_are_listed_in_one_task_per_core_not_one_per_file(spark, tmp_path):
+    paths = []
+    for i in range(40):  # over 32 paths Spark lists them in a job (bronze reads a file per store and day)
+        path = tmp_path / f"part-{i}.txt"
+        path.write_text("x\n")
+        paths.append(str(path))
+    context = spark.sparkContext
+    tracker = context.statusTracker()
+    context.setJobGroup("o2o-listing-test", "list 40 input files")
+    try:
+        frame = spark.read.text(paths)  # lists the files now; nothing is read yet
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+
+    (listing_job,) = tracker.getJobIdsForGroup("o2o-listing-test")
+    tasks = [tracker.getStageInfo(stage).numTasks for stage in tracker.getJobInfo(listing_job).stageIds]
+    # Spark's default lists each path in a task of its own: 40 here, 721 for the demo's POS files.
+    assert tasks == [context.defaultParallelism]
+    assert frame.count() == 40
