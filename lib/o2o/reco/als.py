@@ -19,21 +19,20 @@ ITEM = "item"
 RATING = "rating"
 
 
-def ensure_checkpoint_dir(spark: SparkSession, directory: str | None = None) -> str:
-    """The session's checkpoint folder, set to `directory` or, when none is set, a temporary one.
+def ensure_checkpoint_dir(spark: SparkSession) -> None:
+    """Give the session a temporary checkpoint folder, removed at process exit, when it has none.
 
     ALS truncates its lineage there every `checkpointInterval` iterations only when a folder is set;
     without one the lineage grows with every iteration until deserialising a task overflows the stack.
+    The train stage sets the lake's folder itself (`run_checkpoints`); this serves notebooks and tests.
     """
-    current = spark.sparkContext.getCheckpointDir()
-    if directory:
-        spark.sparkContext.setCheckpointDir(directory)
-    elif not current:
-        temporary = tempfile.mkdtemp(prefix="o2o-als-checkpoints-")
-        # Removed when the process exits; before, every session that fitted this way left a folder in /tmp.
-        atexit.register(shutil.rmtree, temporary, ignore_errors=True)
-        spark.sparkContext.setCheckpointDir(temporary)
-    return spark.sparkContext.getCheckpointDir()
+    if spark.sparkContext.getCheckpointDir():
+        return
+    temporary = tempfile.mkdtemp(prefix="o2o-als-checkpoints-")
+    atexit.register(
+        shutil.rmtree, temporary, ignore_errors=True
+    )  # else every such session leaves one in /tmp
+    spark.sparkContext.setCheckpointDir(temporary)
 
 
 @contextmanager
