@@ -29,9 +29,8 @@ def ensure_checkpoint_dir(spark: SparkSession) -> None:
     if spark.sparkContext.getCheckpointDir():
         return
     temporary = tempfile.mkdtemp(prefix="o2o-als-checkpoints-")
-    atexit.register(
-        shutil.rmtree, temporary, ignore_errors=True
-    )  # else every such session leaves one in /tmp
+    # Removed at exit: before, every session that fitted this way left a folder in /tmp.
+    atexit.register(shutil.rmtree, temporary, ignore_errors=True)
     spark.sparkContext.setCheckpointDir(temporary)
 
 
