@@ -101,6 +101,30 @@ def test_rerun_changes_nothing_and_a_new_file_adds_only_its_rows(spark, cfg):
     assert lake.version(spark, cfg, "bronze.online_orders") == version_after_first + 1
 
 
+def test_listing_skips_hidden_files_and_keeps_odd_names_exact(spark, cfg):
+    landing = _landing(cfg)
+    odd = "2026-06-01/caf\u00e9 export %41#1.jsonl"  # a space, a literal %41 (not "A"), a '#', non-ASCII
+    _write(landing / "online_orders" / odd, _order("W1") + "\n")
+    _write(landing / "online_orders/2026-06-02/b.jsonl", _order("W2") + "\n")
+    _write(landing / "online_orders/2026-06-02/.b.jsonl.crc", "x")
+    _write(landing / "online_orders/2026-06-02/_SUCCESS", "")
+
+    listed = ingest.list_landing_files(spark, str(landing / "online_orders"))
+
+    root = f"file:{landing}/online_orders"
+    assert listed == [f"{root}/{odd}", f"{root}/2026-06-02/b.jsonl"]
+    assert ingest.list_landing_files(spark, str(landing / "no_such_feed")) == []
+
+    ingest.run(spark, cfg, AS_OF, "run-1", feeds=("online_orders",))
+    version_after_first = lake.version(spark, cfg, "bronze.online_orders")
+    # The odd name must be known by its ledger key: nothing is ingested twice.
+    ingest.run(spark, cfg, AS_OF, "run-2", feeds=("online_orders",))
+
+    assert lake.version(spark, cfg, "bronze.online_orders") == version_after_first
+    rows = lake.read(spark, cfg, "bronze.online_orders").select("order_id").collect()
+    assert sorted(r["order_id"] for r in rows) == ["W1", "W2"]
+
+
 def test_landing_moved_to_another_root_is_not_ingested_again(spark, cfg, tmp_path):
     old_root = _landing(cfg)
     _write(old_root / "online_orders/2026-06-01/a.jsonl", "\n".join([_order("W1"), _order("W2")]) + "\n")
