@@ -48,17 +48,15 @@ def list_landing_files(spark: SparkSession, folder: str) -> list[str]:
             if status.isDirectory():
                 below.append(path)
             elif not path.getName().startswith(("_", ".")):
-                files.append(canonical_uri(path.toString(), escaped=False))
+                # A Path's string is already canonical: 'file:/x', not %-escaped (a literal '%41' stays).
+                files.append(path.toString())
         folders = below
     return sorted(files)
 
 
-def canonical_uri(uri: str, escaped: bool = True) -> str:
-    """One spelling per file: Hadoop lists 'file:/x', Spark's _metadata says 'file:///x' and %-escapes.
-
-    `escaped=False` for a Hadoop Path's own string, which is not %-escaped (a literal '%41' in a name stays).
-    """
-    uri = unquote(uri) if escaped else uri
+def canonical_uri(uri: str) -> str:
+    """A file URI as a Hadoop Path spells it: %-escapes undone, 'file:///x' as 'file:/x'."""
+    uri = unquote(uri)
     return "file:/" + uri[len("file:///") :] if uri.startswith("file:///") else uri
 
 
@@ -66,7 +64,7 @@ def ledger_key(uri: str) -> str:
     """A landing file as the ledger knows it: `<feed>/<delivery date>/<file>`, without the landing root.
 
     The same file under a moved landing root (a remount, s3:// read as s3a://) is the same delivery;
-    compared by full URI it would look new and be ingested a second time. `uri` is canonical (`canonical_uri`).
+    compared by full URI it would look new and be ingested a second time. `uri` is as a Path spells it.
     """
     return "/".join(uri.rstrip("/").split("/")[-3:])
 
