@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pyspark.sql.functions as F
+from delta.tables import DeltaTable
 
 from o2o import lake
 from o2o.bronze import ingest
@@ -181,3 +182,53 @@ def test_same_batch_planned_twice_lands_once(spark, cfg):
 
     assert (first, second) == (True, False)
     assert lake.read(spark, cfg, "bronze.online_orders").count() == 1
+
+
+def _ledger(spark, cfg) -> set[tuple[str, str, int]]:
+    rows = lake.read(spark, cfg, ingest.LEDGER).collect()
+    return {(r["feed"], r["file"], r["bronze_version"]) for r in rows}
+
+
+def test_a_ledger_behind_its_table_is_read_again_from_the_table(spark, cfg):
+    """As a run killed between its bronze commit and the ledger's leaves it: that file is not ingested twice."""
+    landing = _landing(cfg)
+    _write(landing / "online_orders/2026-06-01/a.jsonl", _order("W1") + "\n")
+    ingest.run(spark, cfg, AS_OF, "run-1", feeds=("online_orders",))
+    ledger_before = lake.version(spark, cfg, ingest.LEDGER)
+    _write(landing / "online_orders/2026-06-02/b.jsonl", _order("W2") + "\n")
+    ingest.run(spark, cfg, AS_OF, "run-2", feeds=("online_orders",))
+    bronze_version = lake.version(spark, cfg, "bronze.online_orders")
+    both = {
+        ("online_orders", "online_orders/2026-06-01/a.jsonl", bronze_version),
+        ("online_orders", "online_orders/2026-06-02/b.jsonl", bronze_version),
+    }
+    assert _ledger(spark, cfg) == both
+
+    DeltaTable.forPath(spark, lake.table_path(cfg, ingest.LEDGER)).restoreToVersion(ledger_before)
+    ingest.run(spark, cfg, AS_OF, "run-3", feeds=("online_orders",))
+
+    assert lake.version(spark, cfg, "bronze.online_orders") == bronze_version
+    rows = lake.read(spark, cfg, "bronze.online_orders").select("order_id").collect()
+    assert sorted(r["order_id"] for r in rows) == ["W1", "W2"]
+    assert _ledger(spark, cfg) == both
+
+
+def test_a_file_a_restore_took_out_of_bronze_is_ingested_again(spark, cfg):
+    """The ledger still names the file, but the table no longer holds its rows: the table wins."""
+    landing = _landing(cfg)
+    _write(landing / "online_orders/2026-06-01/a.jsonl", _order("W1") + "\n")
+    ingest.run(spark, cfg, AS_OF, "run-1", feeds=("online_orders",))
+    only_a = lake.version(spark, cfg, "bronze.online_orders")
+    _write(landing / "online_orders/2026-06-02/b.jsonl", _order("W2") + "\n")
+    ingest.run(spark, cfg, AS_OF, "run-2", feeds=("online_orders",))
+
+    DeltaTable.forPath(spark, lake.table_path(cfg, "bronze.online_orders")).restoreToVersion(only_a)
+    ingest.run(spark, cfg, AS_OF, "run-3", feeds=("online_orders",))
+
+    table = lake.read(spark, cfg, "bronze.online_orders")
+    assert sorted(r["order_id"] for r in table.collect()) == ["W1", "W2"]
+    assert [r["order_id"] for r in table.where("_run_id = 'run-3'").collect()] == ["W2"]
+    assert {file for _, file, _ in _ledger(spark, cfg)} == {
+        "online_orders/2026-06-01/a.jsonl",
+        "online_orders/2026-06-02/b.jsonl",
+    }
