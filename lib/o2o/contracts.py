@@ -308,6 +308,25 @@ OPS = {
         ("details", StringType()),  # JSON: per-feed counts, reconciliation
         ("error", StringType()),
     ),
+    # Bronze's ledger (o2o.bronze.ingest): one row per ingested landing file, with the version of
+    # bronze.<feed> it was read at; trusted for a feed only while that table is still at that version.
+    "bronze_files": StructType(
+        [
+            StructField("feed", StringType(), False),
+            StructField("file", StringType(), False),  # ledger key: <feed>/<delivery date>/<file>
+            StructField("bronze_version", LongType(), False),
+            StructField("run_id", StringType(), True),
+        ]
+    ),
+    # Silver's watermark (o2o.silver.stage): per feed, the last bronze version silver fully processed.
+    "silver_watermarks": StructType(
+        [
+            StructField("feed", StringType(), False),
+            StructField("bronze_version", LongType(), False),
+            StructField("run_id", StringType(), True),
+            StructField("processed_at", TimestampType(), True),
+        ]
+    ),
     # One row per expectation result of every quality gate run (o2o.quality).
     "dq_results": _schema(
         ("run_id", StringType()),

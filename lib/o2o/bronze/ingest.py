@@ -28,25 +28,24 @@ from urllib.parse import unquote
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
-from pyspark.sql.types import LongType, StringType, StructField, StructType
+from pyspark.sql.types import StringType, StructField, StructType
 
 from o2o import lake, quality
 from o2o.config import Config
-from o2o.contracts import CORRUPT, FEED_CHANNEL, FEEDS, LANDING, LANDING_FORMAT, bronze_schema, bronze_table
+from o2o.contracts import (
+    CORRUPT,
+    FEED_CHANNEL,
+    FEEDS,
+    LANDING,
+    LANDING_FORMAT,
+    OPS,
+    bronze_schema,
+    bronze_table,
+)
 from o2o.frames import local_frame
 from o2o.runs import StageResult
 
 LEDGER = "ops.bronze_files"
-LEDGER_SCHEMA = StructType(
-    [
-        StructField("feed", StringType(), False),
-        StructField("file", StringType(), False),  # ledger key: <feed>/<delivery date>/<file>
-        StructField(
-            "bronze_version", LongType(), False
-        ),  # bronze.<feed> version the feed's files were read at
-        StructField("run_id", StringType(), True),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -139,7 +138,7 @@ def write_ledger(spark: SparkSession, cfg: Config, feeds: dict[str, FeedFiles], 
         if state.version is not None
         for file in sorted(state.files)
     ]
-    lake.overwrite(local_frame(spark, rows, LEDGER_SCHEMA), cfg, LEDGER)
+    lake.overwrite(local_frame(spark, rows, OPS["bronze_files"]), cfg, LEDGER)
 
 
 def read_json_feed(spark: SparkSession, feed: str, files: list[str]) -> DataFrame:

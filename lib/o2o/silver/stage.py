@@ -7,13 +7,13 @@ from datetime import date, datetime, time, timedelta, timezone
 import pyspark.sql.functions as F
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
 from o2o import lake, quality
 from o2o.config import Config
 from o2o.contracts import (
     CORRUPT,
     FEEDS,
+    OPS,
     SILVER,
     SILVER_DELETION_VECTORS,
     SILVER_KEYS,
@@ -51,14 +51,7 @@ from o2o.silver.quarantine import (
 )
 
 WATERMARKS = "ops.silver_watermarks"
-WATERMARK_SCHEMA = StructType(
-    [
-        StructField("feed", StringType(), False),
-        StructField("bronze_version", LongType(), False),
-        StructField("run_id", StringType(), True),
-        StructField("processed_at", TimestampType(), True),
-    ]
-)
+WATERMARK_SCHEMA = OPS["silver_watermarks"]
 IDENTITY_FEEDS = (
     "online_orders",
     "app_clickstream",
