@@ -189,46 +189,36 @@ def _ledger(spark, cfg) -> set[tuple[str, str, int]]:
     return {(r["feed"], r["file"], r["bronze_version"]) for r in rows}
 
 
-def test_a_ledger_behind_its_table_is_read_again_from_the_table(spark, cfg):
-    """As a run killed between its bronze commit and the ledger's leaves it: that file is not ingested twice."""
-    landing = _landing(cfg)
-    _write(landing / "online_orders/2026-06-01/a.jsonl", _order("W1") + "\n")
-    ingest.run(spark, cfg, AS_OF, "run-1", feeds=("online_orders",))
-    ledger_before = lake.version(spark, cfg, ingest.LEDGER)
-    _write(landing / "online_orders/2026-06-02/b.jsonl", _order("W2") + "\n")
-    ingest.run(spark, cfg, AS_OF, "run-2", feeds=("online_orders",))
-    bronze_version = lake.version(spark, cfg, "bronze.online_orders")
-    both = {
-        ("online_orders", "online_orders/2026-06-01/a.jsonl", bronze_version),
-        ("online_orders", "online_orders/2026-06-02/b.jsonl", bronze_version),
-    }
-    assert _ledger(spark, cfg) == both
+def test_the_table_not_the_ledger_decides_which_files_are_ingested(spark, cfg):
+    """ops.bronze_files is trusted only at the version it was read at; otherwise the table is read again.
 
-    DeltaTable.forPath(spark, lake.table_path(cfg, ingest.LEDGER)).restoreToVersion(ledger_before)
-    ingest.run(spark, cfg, AS_OF, "run-3", feeds=("online_orders",))
-
-    assert lake.version(spark, cfg, "bronze.online_orders") == bronze_version
-    rows = lake.read(spark, cfg, "bronze.online_orders").select("order_id").collect()
-    assert sorted(r["order_id"] for r in rows) == ["W1", "W2"]
-    assert _ledger(spark, cfg) == both
-
-
-def test_a_file_a_restore_took_out_of_bronze_is_ingested_again(spark, cfg):
-    """The ledger still names the file, but the table no longer holds its rows: the table wins."""
+    First the ledger is put back to before the last run's write, as a run killed between its bronze commit
+    and the ledger's leaves it: that file must not be ingested twice. Then bronze is RESTOREd to before a
+    file while the ledger still names it: that file must be ingested again, once.
+    """
     landing = _landing(cfg)
     _write(landing / "online_orders/2026-06-01/a.jsonl", _order("W1") + "\n")
     ingest.run(spark, cfg, AS_OF, "run-1", feeds=("online_orders",))
     only_a = lake.version(spark, cfg, "bronze.online_orders")
+    ledger_before = lake.version(spark, cfg, ingest.LEDGER)
     _write(landing / "online_orders/2026-06-02/b.jsonl", _order("W2") + "\n")
     ingest.run(spark, cfg, AS_OF, "run-2", feeds=("online_orders",))
+    a_and_b = lake.version(spark, cfg, "bronze.online_orders")
+    files = ("online_orders/2026-06-01/a.jsonl", "online_orders/2026-06-02/b.jsonl")
+    assert _ledger(spark, cfg) == {("online_orders", file, a_and_b) for file in files}
+
+    DeltaTable.forPath(spark, lake.table_path(cfg, ingest.LEDGER)).restoreToVersion(ledger_before)
+    ingest.run(spark, cfg, AS_OF, "run-3", feeds=("online_orders",))
+
+    assert lake.version(spark, cfg, "bronze.online_orders") == a_and_b
+    rows = lake.read(spark, cfg, "bronze.online_orders").select("order_id").collect()
+    assert sorted(r["order_id"] for r in rows) == ["W1", "W2"]
+    assert _ledger(spark, cfg) == {("online_orders", file, a_and_b) for file in files}
 
     DeltaTable.forPath(spark, lake.table_path(cfg, "bronze.online_orders")).restoreToVersion(only_a)
-    ingest.run(spark, cfg, AS_OF, "run-3", feeds=("online_orders",))
+    ingest.run(spark, cfg, AS_OF, "run-4", feeds=("online_orders",))
 
     table = lake.read(spark, cfg, "bronze.online_orders")
     assert sorted(r["order_id"] for r in table.collect()) == ["W1", "W2"]
-    assert [r["order_id"] for r in table.where("_run_id = 'run-3'").collect()] == ["W2"]
-    assert {file for _, file, _ in _ledger(spark, cfg)} == {
-        "online_orders/2026-06-01/a.jsonl",
-        "online_orders/2026-06-02/b.jsonl",
-    }
+    assert [r["order_id"] for r in table.where("_run_id = 'run-4'").collect()] == ["W2"]
+    assert {file for _, file, _ in _ledger(spark, cfg)} == set(files)
