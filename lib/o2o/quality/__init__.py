@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -213,6 +214,7 @@ class _Batch:
     reports: list[GateReport] = field(default_factory=list)
     docs: dict[str, list] = field(default_factory=dict)
     previous_runs: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 _batch: _Batch | None = None
@@ -284,12 +286,14 @@ def _previous_rows(spark: SparkSession, cfg: Config, stage: str, table: str) -> 
     increment against the one before), else rows_out (stages that write one table).
     """
     # One read of ops.pipeline_runs per stage: a batch (bronze gates seven feeds) keeps the row it read.
-    if _batch is not None and stage in _batch.previous_runs:
-        row = _batch.previous_runs[stage]
+    # Bronze's feed threads gate at the same moment: the first reads, the others wait for its row.
+    if _batch is not None:
+        with _batch.lock:
+            if stage not in _batch.previous_runs:
+                _batch.previous_runs[stage] = runs.last_successful_run(spark, cfg, stage)
+            row = _batch.previous_runs[stage]
     else:
         row = runs.last_successful_run(spark, cfg, stage)
-        if _batch is not None:
-            _batch.previous_runs[stage] = row
     if row is None:
         return None
     try:
