@@ -315,7 +315,7 @@ OPS = {
             StructField("feed", StringType(), False),
             StructField("file", StringType(), False),  # ledger key: <feed>/<delivery date>/<file>
             StructField("bronze_version", LongType(), False),
-            StructField("run_id", StringType(), True),
+            StructField("run_id", StringType(), True),  # the run that last rewrote the ledger
         ]
     ),
     # Silver's watermark (o2o.silver.stage): per feed, the last bronze version silver fully processed.
