@@ -124,6 +124,7 @@ def ingested_files(
         return FeedFiles(None, frozenset())
     if recorded is not None and recorded.version == current:
         return recorded
+    # One row per ingested file: bounded by the landing files, like the listing.
     rows = (
         lake.read(spark, cfg, bronze_table(feed), version=current).select("_source_file").distinct().collect()
     )
@@ -131,11 +132,10 @@ def ingested_files(
 
 
 def write_ledger(spark: SparkSession, cfg: Config, feeds: dict[str, FeedFiles], run_id: str) -> None:
-    """Replace ops.bronze_files with `feeds` in one commit (feeds without a table have no rows)."""
+    """Replace ops.bronze_files with `feeds` in one commit: a row per file (a feed without files has none)."""
     rows = [
         (feed, file, state.version, run_id)
         for feed, state in sorted(feeds.items())
-        if state.version is not None
         for file in sorted(state.files)
     ]
     lake.overwrite(local_frame(spark, rows, OPS["bronze_files"]), cfg, LEDGER)
