@@ -42,7 +42,8 @@ def _results(spark, cfg, run_id: str) -> dict[str, tuple]:
 
 @pytest.fixture(scope="module")
 def failed_orders(spark, base_cfg, tmp_path_factory):
-    """silver.orders with a duplicate key, an unknown fulfilment, an orphan customer, stale data, a volume drop."""
+    """silver.orders with a duplicate key, an unknown fulfilment, an orphan customer, stale data, a volume drop,
+    and no currency on an app order (and on a POS order, where the suite allows it)."""
     root = tmp_path_factory.mktemp("quality")
     cfg = base_cfg.replace(
         lake={"root": str(root / "lake"), "landing": str(root / "landing"), "reports": "", "checkpoints": ""},
@@ -53,8 +54,8 @@ def failed_orders(spark, base_cfg, tmp_path_factory):
         [
             ("o1", "web", None, "c1", datetime(2026, 8, 20, 10), "paid", "delivery", "CNY", D("5")),
             ("o1", "web", None, "c1", datetime(2026, 8, 20, 11), "paid", "delivery", "CNY", D("5")),
-            ("o2", "pos", "S001", None, datetime(2026, 8, 19, 9), "completed", "in_store", "CNY", D("0")),
-            ("o3", "app", None, "c9", datetime(2026, 8, 18, 8), "paid", "drone", "CNY", D("0")),
+            ("o2", "pos", "S001", None, datetime(2026, 8, 19, 9), "completed", "in_store", None, D("0")),
+            ("o3", "app", None, "c9", datetime(2026, 8, 18, 8), "paid", "drone", None, D("0")),
         ],
         ORDERS_SCHEMA,
     )
@@ -81,6 +82,7 @@ def test_bad_orders_fail_the_right_critical_expectations(failed_orders):
         "column_values_to_be_unique(order_id)",
     ]
     assert sorted(r.name for r in report.warnings) == [
+        "column_values_to_not_be_null(currency)",
         "fresh(order_ts)",
         "references(customer_key)",
         "volume_within_band_of_previous_run",
@@ -89,6 +91,8 @@ def test_bad_orders_fail_the_right_critical_expectations(failed_orders):
     assert by_name["column_values_to_be_unique(order_id)"].unexpected_count == 2
     assert by_name["fresh(order_ts)"].observed_value == 12  # newest order 2026-08-20, as of 2026-09-01
     assert by_name["volume_within_band_of_previous_run"].observed_value == 4
+    # Only o3 counts: the suite checks currency where channel <> 'pos'.
+    assert by_name["column_values_to_not_be_null(currency)"].unexpected_count == 1
     assert (
         by_name["references(customer_key)"].unexpected_count == 1
     )  # c9; the anonymous order is not an orphan
@@ -112,6 +116,7 @@ def test_every_result_lands_in_ops_dq_results(spark, failed_orders):
     assert len(results) == len(error.report.results) == 11
     assert results["column_values_to_be_unique(order_id)"] == ("critical", False, False, 2)
     assert results["references(customer_key)"] == ("warn", False, False, 1)
+    assert results["column_values_to_not_be_null(currency)"] == ("warn", False, False, 1)
     assert results["column_values_to_not_be_null(order_id)"] == ("critical", True, False, 0)
 
 

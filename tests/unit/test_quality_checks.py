@@ -169,6 +169,18 @@ def test_native_failing_rows_pick_the_rows_that_break_the_rule(spark):
     assert plan.planned[0].threshold == "column values >= 1 and <= 5"
 
 
+def test_a_row_condition_limits_the_failing_rows_to_the_rows_it_selects(spark):
+    frame = spark.createDataFrame(
+        [("o1", "web", None), ("o2", "pos", None), ("o3", "app", "CNY")],
+        "order_id string, channel string, currency string",
+    )
+    params = {"column": "currency", "row_condition": "channel <> 'pos'", "condition_parser": "spark"}
+    not_null = Check("currency", "column_values_to_not_be_null", "warn", "currency", params)
+    plan = plan_suite(frame, _suite(not_null), Inputs())
+    assert [r["order_id"] for r in plan.planned[0].failing_rows(plan.frame).collect()] == ["o1"]
+    assert plan.planned[0].threshold == "no nulls where channel <> 'pos'"
+
+
 def test_with_example_columns_the_frame_keeps_only_what_checks_and_examples_read(spark):
     records = spark.createDataFrame(
         [("o1", "2026-06-01", '{"order_id": "o1"}', "x", None)],

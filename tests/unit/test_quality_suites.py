@@ -86,6 +86,11 @@ def _write_suite(tmp_path: Path, body: str) -> Path:
         ),
         ("{expect: references, column: a, severity: warn}", "missing table, key"),
         (
+            "{expect: column_values_to_not_be_null, column: a, row_condition: 'b > 1', condition_parser: pandas, "
+            "severity: warn}",
+            "row_condition must be a Spark SQL predicate string with condition_parser spark",
+        ),
+        (
             "{expect: fresh, column: a, max_age_days: '${quality.nope}', severity: warn}",
             "${quality.nope} names no config value",
         ),

@@ -15,6 +15,8 @@ from pyspark.sql import Column, DataFrame, Window
 from o2o.quality.suites import Check, Suite
 
 DERIVED_PREFIX = "_dq_"
+# A GX expectation may check only the rows a Spark SQL predicate selects: row_condition: "channel <> 'pos'".
+ROW_FILTER = ("row_condition", "condition_parser")
 # Custom checks whose derived column reads only its own row (or none): cheap to recompute per GX query.
 ROW_LOCAL = frozenset({"fresh", "not_nan", "rows_satisfy", "volume_within_band_of_previous_run"})
 
@@ -136,6 +138,11 @@ def _native(check: Check) -> Planned:
 
 
 def _threshold(expect: str, params: dict[str, Any]) -> str:
+    rule = _rule(expect, params)
+    return f"{rule} where {params['row_condition']}" if params.get("row_condition") else rule
+
+
+def _rule(expect: str, params: dict[str, Any]) -> str:
     mostly = params.get("mostly")
     share = f" in at least {mostly:.1%} of rows" if mostly is not None and mostly < 1 else ""
     if "value_set" in params:
@@ -170,10 +177,20 @@ def _threshold(expect: str, params: dict[str, Any]) -> str:
             if "column" in params
             else f"each ({', '.join(params.get('column_list', []))}) once"
         )
-    return ", ".join(f"{k}={v}" for k, v in params.items() if k not in ("column", "column_list")) or expect
+    shown = {k: v for k, v in params.items() if k not in ("column", "column_list", *ROW_FILTER)}
+    return ", ".join(f"{k}={v}" for k, v in shown.items()) or expect
 
 
 def _native_failing_rows(expect: str, params: dict[str, Any]) -> Callable[[DataFrame], DataFrame] | None:
+    rows = _rows_breaking(expect, params)
+    condition = params.get("row_condition")
+    if rows is None or not condition:
+        return rows
+    # The rows GX checks (those matching row_condition, a Spark SQL predicate) are the only ones that can fail.
+    return lambda frame: rows(frame.where(F.expr(condition)))
+
+
+def _rows_breaking(expect: str, params: dict[str, Any]) -> Callable[[DataFrame], DataFrame] | None:
     column = params.get("column")
     if expect in ("column_values_to_be_unique",) and column:
         return lambda frame: _duplicated(frame, [column])

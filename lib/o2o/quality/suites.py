@@ -146,6 +146,15 @@ def _parse_check(cfg: Config, path: Path, index: int, entry: Any, is_known_expec
             f"{where}: unknown expectation '{expect}'; use a Great Expectations 1.x expectation name without the "
             f"'expect_' prefix (e.g. column_values_to_not_be_null) or one of {', '.join(CUSTOM_KINDS)}"
         )
+    if "row_condition" in params:
+        # GX parses the condition with Spark itself; the gate's example rows apply the same expression.
+        parser = params.setdefault("condition_parser", "spark")
+        if parser != "spark" or not isinstance(params["row_condition"], str):
+            raise SuiteError(
+                f"{where} ({expect}): row_condition must be a Spark SQL predicate string with condition_parser "
+                f"spark (the default), e.g. row_condition: \"channel <> 'pos'\"; got {params['row_condition']!r} "
+                f"with condition_parser {parser!r}"
+            )
     if "key" in params and isinstance(params["key"], str) and expect == "exactly_k_per_key":
         params["key"] = [params["key"]]
     check = Check(
