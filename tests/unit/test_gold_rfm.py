@@ -49,6 +49,8 @@ def test_rfm_values_net_returns_and_skip_anonymous_cancelled_and_old_orders(spar
             ("r2", "pos", "S003", "c3", _ts("2026-03-05 12:00:00"), "completed", "in_store"),  # return only
             ("o7", "web", None, "c3", _ts("2026-04-01 00:00:00"), "delivered", "delivery"),  # after as_of
             ("o8", "web", None, "c4", _ts("2026-03-31 23:59:59"), "delivered", "delivery"),  # sale and return
+            # An earlier return-only order (before the window) is not c4's first purchase.
+            ("r3", "pos", "S001", "c4", _ts("2026-01-15 12:00:00"), "completed", "in_store"),
         ],
         ORDERS,
     )
@@ -65,6 +67,7 @@ def test_rfm_values_net_returns_and_skip_anonymous_cancelled_and_old_orders(spar
             ("o7", 1, "a", 1, Decimal("10.00")),
             ("o8", 1, "e", 3, Decimal("15.00")),
             ("o8", 2, "e", -1, Decimal("-5.00")),
+            ("r3", 1, "e", -1, Decimal("-5.00")),
         ],
         LINES,
     )

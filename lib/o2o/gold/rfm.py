@@ -6,10 +6,11 @@ customers whose value is strictly worse (more days since the last purchase for R
 F, less net spend for M). ``W + 1`` is the value's ``rank(method="min")`` in best-last order, so
 equal values always get equal scores, and ties sit in the bin of their lowest rank.
 
-Scoring plan: values are first counted per distinct value (days, order counts and amounts repeat a
-lot); the running count of strictly worse customers is then a window partitioned by a monotone
-log-magnitude bucket of the value, plus the total of all lower buckets from a broadcast bucket-by-bucket
-cross join of the (at most a few thousand) bucket totals. No window without ``partitionBy`` and no
+Scoring plan: R, F and M are stacked as rows (metric, value) and ranked together. Values are first
+counted per metric and distinct value (days, order counts and amounts repeat a lot); the running count
+of strictly worse customers is then a window partitioned by metric and a monotone log-magnitude bucket
+of the value, plus the total of all lower buckets from a broadcast bucket-by-bucket join of the (at most
+a few thousand) bucket totals. No window without ``partitionBy`` and no
 global aggregate, so the plan has no ``Exchange SinglePartition`` and every step keeps all cores busy.
 """
 
@@ -19,6 +20,7 @@ from datetime import date, timedelta
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql.types import DecimalType
 
 from o2o.contracts import BIG_MONEY, ONLINE_CHANNELS
 
@@ -27,6 +29,8 @@ BUCKETS_PER_DOUBLING = 16
 OFFLINE_CHANNELS = ("pos",)
 PICK_UP = "pick_up_in_store"
 CANCELLED = "cancelled"
+# One type for -recency days, order counts and money, so the three metrics share one ranking plan (exact).
+GOODNESS = DecimalType(22, 2)
 SECONDS_PER_DAY = 86400.0
 
 
@@ -65,17 +69,6 @@ def order_facts(orders: DataFrame, order_lines: DataFrame, as_of: date) -> DataF
     )
 
 
-def first_purchase_channel(facts: DataFrame) -> DataFrame:
-    """Channel of each customer's first purchase order ever (earliest order_ts, then order_id). Out: customer_key, first_channel."""
-    first = Window.partitionBy("customer_key").orderBy("order_ts", "order_id")
-    return (
-        facts.where(F.col("is_purchase") & F.col("customer_key").isNotNull())
-        .withColumn("purchase_no", F.row_number().over(first))
-        .where(F.col("purchase_no") == 1)
-        .select("customer_key", F.col("channel").alias("first_channel"))
-    )
-
-
 def _recency(day: Column, as_of: date) -> Column:
     return F.datediff(F.lit(as_of), day).cast("int")
 
@@ -87,37 +80,31 @@ def customer_values(facts: DataFrame, as_of: date, lookback_days: int) -> DataFr
     purchase to as_of; frequency = distinct purchase orders; monetary = net line amounts of every
     order in the window (returns subtract; shipping fees are not spend). online_/offline_ repeat them per
     channel group; offline_spend_share = store share of gross spend; avg_days_between_orders = mean gap
-    between consecutive purchases (lag over order_ts), null with one purchase; first_channel looks at all
-    history up to as_of.
+    between consecutive purchases in the window, null with one purchase; first_channel = the channel of the
+    first purchase ever (earliest order_ts, then order_id) up to as_of.
+
+    One aggregation per customer over the facts (read once): the mean of consecutive gaps is
+    (last - first purchase time) / (purchases - 1), since the gaps add up to that span.
     """
     start = as_of - timedelta(days=lookback_days - 1)
     known = facts.where(F.col("customer_key").isNotNull() & (F.col("day") <= F.lit(as_of)))
-    window_facts = known.where(F.col("day") >= F.lit(start))
-    purchases = window_facts.where(F.col("is_purchase"))
-    previous_purchase = Window.partitionBy("customer_key").orderBy("order_ts", "order_id")
-    gaps = (
-        purchases.withColumn(
-            "gap_days",
-            (F.unix_timestamp("order_ts") - F.unix_timestamp(F.lag("order_ts").over(previous_purchase)))
-            / SECONDS_PER_DAY,
-        )
-        .groupBy("customer_key")
-        .agg(F.round(F.avg("gap_days"), 4).alias("avg_days_between_orders"))
-    )
+    in_window = F.col("day") >= F.lit(start)
+    purchase = F.col("is_purchase")
     online = F.col("channel_group") == "online"
     offline = F.col("channel_group") == "offline"
 
     def spend(condition: Column) -> Column:
-        return F.coalesce(F.sum(F.when(condition, F.col("net_amount"))), F.lit(0)).cast(BIG_MONEY)
+        return F.coalesce(F.sum(F.when(in_window & condition, F.col("net_amount"))), F.lit(0)).cast(BIG_MONEY)
 
     def orders(condition: Column) -> Column:
-        return F.count(F.when(condition & F.col("is_purchase"), F.col("order_id")))
+        return F.count(F.when(in_window & condition & purchase, F.col("order_id")))
 
     def last_day(condition: Column) -> Column:
-        return F.max(F.when(condition & F.col("is_purchase"), F.col("day")))
+        return F.max(F.when(in_window & condition & purchase, F.col("day")))
 
+    purchase_seconds = F.when(in_window & purchase, F.unix_timestamp("order_ts"))
     values = (
-        window_facts.groupBy("customer_key")
+        known.groupBy("customer_key")
         .agg(
             last_day(F.lit(True)).alias("last_purchase_day"),
             orders(F.lit(True)).alias("frequency"),
@@ -128,43 +115,45 @@ def customer_values(facts: DataFrame, as_of: date, lookback_days: int) -> DataFr
             last_day(offline).alias("offline_last_day"),
             orders(offline).alias("offline_frequency"),
             spend(offline).alias("offline_monetary"),
-            F.array_sort(F.collect_set(F.when(F.col("is_purchase"), F.col("channel")))).alias(
+            F.array_sort(F.collect_set(F.when(in_window & purchase, F.col("channel")))).alias(
                 "channels_used"
             ),
-            F.sum(F.when(F.col("is_purchase"), F.col("gross_amount"))).alias("gross_spend"),
-            F.sum(F.when(F.col("is_purchase") & offline, F.col("gross_amount"))).alias("offline_gross_spend"),
+            F.sum(F.when(in_window & purchase, F.col("gross_amount"))).alias("gross_spend"),
+            F.sum(F.when(in_window & purchase & offline, F.col("gross_amount"))).alias("offline_gross_spend"),
             orders(F.col("fulfilment") == PICK_UP).alias("pickup_orders"),
+            (F.max(purchase_seconds) - F.min(purchase_seconds)).alias("purchase_span_seconds"),
+            # min_by skips rows whose ordering is null: only purchases, over all history up to as_of.
+            F.min_by("channel", F.when(purchase, F.struct("order_ts", "order_id"))).alias("first_channel"),
         )
         .where(F.col("frequency") > 0)
     )
-    return (
-        values.join(gaps, "customer_key", "left")
-        .join(first_purchase_channel(known), "customer_key", "left")
-        .select(
-            "customer_key",
-            _recency(F.col("last_purchase_day"), as_of).alias("recency_days"),
-            F.col("frequency").cast("long").alias("frequency"),
-            "monetary",
-            _recency(F.col("online_last_day"), as_of).alias("online_recency_days"),
-            F.col("online_frequency").cast("long").alias("online_frequency"),
-            "online_monetary",
-            _recency(F.col("offline_last_day"), as_of).alias("offline_recency_days"),
-            F.col("offline_frequency").cast("long").alias("offline_frequency"),
-            "offline_monetary",
-            "channels_used",
-            F.size("channels_used").cast("int").alias("channel_count"),
-            "first_channel",
-            F.when(
-                F.col("gross_spend") > 0,
-                F.round(
-                    F.coalesce(F.col("offline_gross_spend"), F.lit(0)).cast("double")
-                    / F.col("gross_spend").cast("double"),
-                    4,
-                ),
-            ).alias("offline_spend_share"),
-            F.col("pickup_orders").cast("long").alias("pickup_orders"),
-            "avg_days_between_orders",
-        )
+    return values.select(
+        "customer_key",
+        _recency(F.col("last_purchase_day"), as_of).alias("recency_days"),
+        F.col("frequency").cast("long").alias("frequency"),
+        "monetary",
+        _recency(F.col("online_last_day"), as_of).alias("online_recency_days"),
+        F.col("online_frequency").cast("long").alias("online_frequency"),
+        "online_monetary",
+        _recency(F.col("offline_last_day"), as_of).alias("offline_recency_days"),
+        F.col("offline_frequency").cast("long").alias("offline_frequency"),
+        "offline_monetary",
+        "channels_used",
+        F.size("channels_used").cast("int").alias("channel_count"),
+        "first_channel",
+        F.when(
+            F.col("gross_spend") > 0,
+            F.round(
+                F.coalesce(F.col("offline_gross_spend"), F.lit(0)).cast("double")
+                / F.col("gross_spend").cast("double"),
+                4,
+            ),
+        ).alias("offline_spend_share"),
+        F.col("pickup_orders").cast("long").alias("pickup_orders"),
+        F.when(
+            F.col("frequency") > 1,
+            F.round(F.col("purchase_span_seconds") / SECONDS_PER_DAY / (F.col("frequency") - 1), 4),
+        ).alias("avg_days_between_orders"),
     )
 
 
@@ -174,27 +163,29 @@ def _monotone_bucket(goodness: Column) -> Column:
     return (F.signum(goodness.cast("double")) * magnitude).cast("long")
 
 
-def value_ranks(values: DataFrame, goodness: Column) -> DataFrame:
-    """Per distinct goodness value: customers strictly worse, customers in all, and the sum of goodness.
+def value_ranks(goodness: DataFrame) -> DataFrame:
+    """Per metric and distinct goodness value: customers strictly worse, customers in all, the sum of goodness.
 
-    Out: goodness, worse, population, goodness_sum. Distributed: see the module docstring.
+    In: metric, goodness (one row per customer and metric). Out: metric, goodness, worse, population,
+    goodness_sum. Distributed: see the module docstring.
     """
     counts = (
-        values.select(goodness.alias("goodness"))
-        .groupBy("goodness")
+        goodness.groupBy("metric", "goodness")
         .agg(F.count(F.lit(1)).alias("holders"))
         .withColumn("bucket", _monotone_bucket(F.col("goodness")))
     )
-    before = Window.partitionBy("bucket").orderBy("goodness").rowsBetween(Window.unboundedPreceding, -1)
-    totals = counts.groupBy("bucket").agg(
+    before = (
+        Window.partitionBy("metric", "bucket").orderBy("goodness").rowsBetween(Window.unboundedPreceding, -1)
+    )
+    totals = counts.groupBy("metric", "bucket").agg(
         F.sum("holders").alias("bucket_holders"),
         F.sum(F.col("goodness") * F.col("holders")).alias("bucket_sum"),
     )
-    # Bucket totals are bounded (a few hundred buckets per sign), so the cross join is tiny and broadcast.
+    # Bucket totals are bounded (a few hundred buckets per sign and metric), so this self-join is tiny and broadcast.
     offsets = (
         totals.alias("b")
-        .crossJoin(F.broadcast(totals.alias("o")))
-        .groupBy(F.col("b.bucket").alias("bucket"))
+        .join(F.broadcast(totals.alias("o")), F.col("b.metric") == F.col("o.metric"))
+        .groupBy(F.col("b.metric").alias("metric"), F.col("b.bucket").alias("bucket"))
         .agg(
             F.sum(
                 F.when(F.col("o.bucket") < F.col("b.bucket"), F.col("o.bucket_holders")).otherwise(F.lit(0))
@@ -205,8 +196,9 @@ def value_ranks(values: DataFrame, goodness: Column) -> DataFrame:
     )
     return (
         counts.withColumn("worse_in_bucket", F.coalesce(F.sum("holders").over(before), F.lit(0)))
-        .join(F.broadcast(offsets), "bucket")
+        .join(F.broadcast(offsets), ["metric", "bucket"])
         .select(
+            "metric",
             "goodness",
             (F.col("offset") + F.col("worse_in_bucket")).alias("worse"),
             "population",
@@ -215,37 +207,52 @@ def value_ranks(values: DataFrame, goodness: Column) -> DataFrame:
     )
 
 
-def _score_table(values: DataFrame, goodness: Column, prefix: str) -> DataFrame:
-    """Per distinct goodness: <prefix>_score (1-5, tie rule above) and <prefix>_high (above the population mean)."""
-    return value_ranks(values, goodness).select(
-        F.col("goodness").alias(f"_{prefix}_goodness"),
-        (F.lit(1) + F.expr(f"{SCORE_BINS} * worse div population")).cast("int").alias(f"{prefix}_score"),
-        # Exact: value x N > sum of values  <=>  value > mean, with no rounding of the mean.
-        (F.col("goodness") * F.col("population") > F.col("goodness_sum")).alias(f"{prefix}_high"),
-    )
-
-
 def score_rfm(values: DataFrame) -> DataFrame:
     """Adds r_score, f_score, m_score (1-5), fm_score, rfm_cell ("545") and r_high/f_high/m_high (vs the mean).
 
     R is better with fewer days since the last purchase; F and M are better when larger.
     """
-    scored = values
-    for prefix, goodness in (
-        ("r", -F.col("recency_days")),
-        ("f", F.col("frequency")),
-        ("m", F.col("monetary")),
-    ):
-        # Each score table comes from `values` itself (not from the previous join), so the plan reads the
-        # customer values once per metric instead of doubling at every step.
-        scored = (
-            scored.withColumn(f"_{prefix}_goodness", goodness)
-            .join(_score_table(values, goodness, prefix), f"_{prefix}_goodness")
-            .drop(f"_{prefix}_goodness")
+    # The three metrics as rows (metric, goodness) of one frame: one ranking plan for all of them, and the
+    # customer values are read twice (here and in the final join) instead of once per metric.
+    goodness = {"r": -F.col("recency_days"), "f": F.col("frequency"), "m": F.col("monetary")}
+    stacked = values.select(
+        "customer_key",
+        F.explode(
+            F.array(
+                *[
+                    F.struct(F.lit(metric).alias("metric"), value.cast(GOODNESS).alias("goodness"))
+                    for metric, value in goodness.items()
+                ]
+            )
+        ).alias("g"),
+    ).select("customer_key", "g.metric", "g.goodness")
+    scores = value_ranks(stacked).select(
+        "metric",
+        "goodness",
+        (F.lit(1) + F.expr(f"{SCORE_BINS} * worse div population")).cast("int").alias("score"),
+        # Exact: value x N > sum of values  <=>  value > mean, with no rounding of the mean.
+        (F.col("goodness") * F.col("population") > F.col("goodness_sum")).alias("high"),
+    )
+    per_customer = (
+        stacked.join(scores, ["metric", "goodness"])
+        .groupBy("customer_key")
+        .agg(
+            *[
+                F.max(F.when(F.col("metric") == metric, F.col(column))).alias(f"{metric}_{column}")
+                for metric in goodness
+                for column in ("score", "high")
+            ]
         )
-    return scored.withColumn("fm_score", F.expr("(f_score + m_score + 1) div 2").cast("int")).withColumn(
-        "rfm_cell",
-        F.concat(
-            F.col("r_score").cast("string"), F.col("f_score").cast("string"), F.col("m_score").cast("string")
-        ),
+    )
+    return (
+        values.join(per_customer, "customer_key")
+        .withColumn("fm_score", F.expr("(f_score + m_score + 1) div 2").cast("int"))
+        .withColumn(
+            "rfm_cell",
+            F.concat(
+                F.col("r_score").cast("string"),
+                F.col("f_score").cast("string"),
+                F.col("m_score").cast("string"),
+            ),
+        )
     )
