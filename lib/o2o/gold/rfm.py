@@ -10,8 +10,8 @@ Scoring plan: R, F and M are stacked as rows (metric, value) and ranked together
 counted per metric and distinct value (days, order counts and amounts repeat a lot); the running count
 of strictly worse customers is then a window partitioned by metric and a monotone log-magnitude bucket
 of the value, plus the total of all lower buckets from a broadcast bucket-by-bucket join of the (at most
-a few thousand) bucket totals. No window without ``partitionBy`` and no
-global aggregate, so the plan has no ``Exchange SinglePartition`` and every step keeps all cores busy.
+a few thousand) bucket totals. No window without ``partitionBy`` and no global aggregate, so the plan
+has no ``Exchange SinglePartition`` and every step keeps all cores busy.
 """
 
 from __future__ import annotations
@@ -212,8 +212,8 @@ def score_rfm(values: DataFrame) -> DataFrame:
 
     R is better with fewer days since the last purchase; F and M are better when larger.
     """
-    # The three metrics as rows (metric, goodness) of one frame: one ranking plan for all of them, and the
-    # customer values are read twice (here and in the final join) instead of once per metric.
+    # The three metrics as rows (metric, goodness) of one frame: one ranking plan for all of them instead
+    # of one per metric, each of which read the customer values again.
     goodness = {"r": -F.col("recency_days"), "f": F.col("frequency"), "m": F.col("monetary")}
     stacked = values.select(
         "customer_key",
