@@ -82,6 +82,13 @@ def cached_delta_jars(cfg: Config) -> list[str]:
 # 0.6-0.7 s with one task per core.
 LISTING_PARALLELISM = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
 
+# Compiled query code kept for reuse (Spark's default keeps 100). A stage runs several hundred small queries
+# whose generated Java would otherwise be compiled again on every run in the same session (a notebook, the
+# demo's later stages, the test suite): one silver run on the sample lake compiles about 900 classes.
+# Measured on its second run in one session (2026-12-02): code generation 18.7 s -> 1.4 s, the run
+# 106-110 s -> 86-89 s. The classes live in Metaspace: 200 -> 206 MiB after two runs.
+CODEGEN_CACHE_ENTRIES = 10_000
+
 
 def get_spark(cfg: Config) -> SparkSession:
     """Adopt the active session if there is one (checking Delta is usable), else build a local one with Delta."""
@@ -118,6 +125,7 @@ def get_spark(cfg: Config) -> SparkSession:
         .config("spark.sql.warehouse.dir", cfg.resolve(".cache/spark-warehouse"))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={cfg.resolve('.cache/derby')}")
         .config("spark.databricks.delta.snapshotPartitions", str(max(2, cores)))
+        .config("spark.sql.codegen.cache.maxEntries", str(CODEGEN_CACHE_ENTRIES))
     )
     jars = cached_delta_jars(cfg)
     if jars:
