@@ -200,7 +200,14 @@ def _als(result: dict) -> list[str]:
         f"{result['ratings']:,} customer x item confidences, {result['customers']:,} customers, {result['items']:,} items; "
         f"test = purchases of the last 14 days by {result['test_customers']:,} known customers. Parameters {result['params']} "
         "for both (implicit gets 1 + alpha x r as its matrix; note Spark scales the regularization by each "
-        "user's/item's rating count, implicit does not). Top 10 without filtering bought items, as the project evaluates.",
+        "user's/item's rating count, implicit does not). Top 10 without filtering bought items, as the project evaluates. "
+        "Each library first fitted the same model once, untimed"
+        + (
+            f" (Spark's took {_seconds(fits['spark_als']['warm_up_seconds'])} s: the JVM's first use of ALS code)"
+            if "warm_up_seconds" in fits["spark_als"]
+            else ""
+        )
+        + "; the timed fits run warm.",
         "",
         *_table(["model", "fit s", "fit vs implicit CG", "precision@10", "NDCG@10", "peak MB"], rows),
         "Metric cross-check (same recommendations scored by `o2o.reco.metrics` in Spark and by the numpy code): "

@@ -117,7 +117,7 @@ class RecoConfig:
         default_factory=lambda: {"rank": [16], "regParam": [1.0], "alpha": [2.0, 5.0], "maxIter": [10]}
     )
     seed: int = 7
-    checkpoint_interval: int = 5
+    checkpoint_interval: int = 10
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""ALS training: id maps saved with the model, seeded reproducibility, 30 checkpointed iterations."""
+"""ALS training: id maps saved with the model, seeded reproducibility, checkpoints only for fits longer than the interval."""
 
 import math
 from datetime import datetime, timedelta
@@ -153,3 +153,22 @@ def test_a_failed_runs_checkpoints_are_deleted_too(spark, cfg, tmp_path):
         raise RuntimeError("stage failed after fitting")
 
     assert not (parent / "run-2").exists()
+
+
+def test_a_fit_no_longer_than_the_interval_writes_no_checkpoint(spark, cfg, tmp_path):
+    # Its lineage never exceeds the interval's bound, so Spark's write of the last (implicit) factors
+    # would cut nothing: the estimator gets no interval at all.
+    parent = tmp_path / "checkpoints"
+    rc, params = _rc(cfg, maxIter=5)  # checkpoint_interval 5: Spark would write at iteration 5
+
+    with als.run_checkpoints(spark, str(parent), "run-3"):
+        fit = fit_implicit(_events(spark), REFERENCE, rc, params, blocks=2)
+        assert fit.model.userFactors.count() == 8
+        written = _rdd_checkpoints(parent / "run-3")
+        fit.release()
+
+    assert written == []
+
+
+def test_lineage_checkpoints_keeps_the_interval_only_for_longer_fits():
+    assert [als.lineage_checkpoints(n, 10) for n in (1, 10, 11, 20)] == [-1, -1, 10, 10]
