@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import pyspark.sql.functions as F
 import scipy.sparse as sp
-from pyspark.ml.recommendation import ALS
 from pyspark.sql import DataFrame, SparkSession
 from threadpoolctl import threadpool_limits
 
@@ -129,18 +128,15 @@ def fit_spark(
     An untimed fit with the same parameters comes first, as implicit gets: the timed fit then compares the
     two libraries' training, not the JVM's first use of ALS code (class loading, JIT compilation).
     """
-
-    def estimator(fit_params: dict) -> ALS:
-        return als.build(
-            fit_params,
-            implicit=True,
-            seed=rc.seed,
-            checkpoint_interval=rc.checkpoint_interval,
-            blocks=spark.sparkContext.defaultParallelism,
-        )
-
-    _, warm_up = measured(lambda: estimator(params).fit(data["ratings"]).userFactors.count())
-    model, fit = measured(lambda: estimator(params).fit(data["ratings"]))
+    estimator = als.build(
+        params,
+        implicit=True,
+        seed=rc.seed,
+        checkpoint_interval=rc.checkpoint_interval,
+        blocks=spark.sparkContext.defaultParallelism,
+    )
+    _, warm_up = measured(lambda: estimator.fit(data["ratings"]).userFactors.count())
+    model, fit = measured(lambda: estimator.fit(data["ratings"]))
     fit["warm_up_seconds"] = warm_up["seconds"]
     scored_users = spark.createDataFrame(pd.DataFrame({"user": users.astype("int32")}))
     recommended = in_keys(als.top_items(model, scored_users, rc.k), data["customer_ids"], data["sku_ids"])

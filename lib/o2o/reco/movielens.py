@@ -9,6 +9,7 @@ import pyspark.sql.functions as F
 from pyspark.ml.evaluation import RegressionEvaluator
 from pyspark.sql import DataFrame, SparkSession
 
+from o2o.config import RecoConfig
 from o2o.reco import als
 
 FOLDS = (1, 2, 3, 4, 5)
@@ -46,7 +47,7 @@ def evaluate_fold(
     maxIter: int,
     seed: int = 7,
     nonnegative: bool = False,
-    checkpoint_interval: int = 5,
+    checkpoint_interval: int = RecoConfig.checkpoint_interval,
 ) -> dict:
     """Fit explicit ALS on u<fold>.base, score u<fold>.test: RMSE, MAE, fit seconds, rows scored."""
     folder = Path(data_dir)
