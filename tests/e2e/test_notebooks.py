@@ -58,19 +58,23 @@ def _kernel_manager(spec_root: Path) -> AsyncKernelManager:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_on_the_sample_lake(path, trained_sample_lake, tmp_path):
     nb = nbformat.read(path, as_version=4)
+    kernel = _kernel_manager(tmp_path / "kernels")
     client = NotebookClient(
         nb,
-        km=_kernel_manager(tmp_path / "kernels"),
+        km=kernel,
         timeout=900,  # per cell; the machine may be shared
         startup_timeout=180,
         resources={"metadata": {"path": str(path.parent)}},
     )
     env = {**os.environ, **trained_sample_lake.env()}
     try:
-        client.execute(env=env)
+        # A client given its kernel manager leaves the kernel running by default: its JVM (1 GiB heap)
+        # stayed up until the test process ended, three of them by the last notebook.
+        client.execute(env=env, cleanup_kc=True)
     finally:
         # Keep what ran for a person to open when something failed.
         nbformat.write(nb, tmp_path / path.name)
+    assert not kernel.has_kernel, "the notebook's kernel (and its Spark JVM) is still running"
 
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     assert all(cell.execution_count is not None for cell in code), f"{path.name}: not every cell ran"
