@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(dq)
     dq.add_argument("table", help="e.g. silver.orders")
 
-    status = commands.add_parser("status", help="every table: version, rows, last write; last runs")
+    status = commands.add_parser(
+        "status", help="every table: version, rows, last write, its stage's last run, its newest quality gate"
+    )
     _common(status)
 
     history = commands.add_parser("history", help="a table's Delta commit history")
@@ -216,14 +218,22 @@ def summary(spark, cfg: Config, as_of: date) -> str:
 
 
 def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
-    spark = _spark(cfg)
-    print(f"{'table':<34}{'version':>8}{'rows':>12}  last write (UTC)")
-    from o2o.report import table_versions
-
-    for row in table_versions(spark, cfg):
-        print(f"{row['table']:<34}{row['version']:>8}{row['rows']:>12,}  {row['written']}")
     from o2o import lake
+    from o2o.status import gate_text, table_health
 
+    spark = _spark(cfg)
+    print(
+        f"{'table':<34}{'version':>8}{'rows':>12}  {'last write (UTC)':<20} {'stage':<10} "
+        f"{'its last run':<22} newest quality gate"
+    )
+    for row in table_health(spark, cfg):
+        run = row["last_run"]
+        run_text = f"{run['status']} {run['as_of']}" if run else "-"
+        written = row["written"].strftime("%Y-%m-%d %H:%M:%S") if row["written"] else "-"
+        print(
+            f"{row['table']:<34}{row['version']:>8}{row['rows']:>12,}  {written:<20} {row['stage'] or '-':<10} "
+            f"{run_text:<22} {gate_text(row['gate'])}"
+        )
     if lake.exists(spark, cfg, "ops.pipeline_runs"):
         print("\nrecent runs")
         (
@@ -231,14 +241,6 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
             .orderBy("finished_at", ascending=False)
             .select("run_id", "stage", "as_of", "status", "duration_s", "rows_out", "rows_rejected", "error")
             .show(10, truncate=60)
-        )
-    if lake.exists(spark, cfg, "ops.dq_results"):
-        print("last quality result per table")
-        (
-            lake.read(spark, cfg, "ops.dq_results")
-            .groupBy("table")
-            .agg({"checked_at": "max", "success": "min"})
-            .show(50, truncate=False)
         )
     return 0
 

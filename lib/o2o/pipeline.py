@@ -32,7 +32,7 @@ STAGES: tuple[Stage, ...] = (
         "bronze",
         "o2o.bronze.ingest",
         reads=("landing/*",),
-        writes=("bronze.<feed>",),
+        writes=("bronze.<feed>", "ops.bronze_files"),
         gate="bronze suites on the new rows of each feed, before they are appended",
     ),
     Stage(
@@ -47,7 +47,9 @@ STAGES: tuple[Stage, ...] = (
             "silver.orders",
             "silver.order_lines",
             "silver.interactions",
+            "silver.identity_edges",
             "silver.quarantine",
+            "ops.silver_watermarks",
         ),
         gate="silver suites on the rows about to be merged",
     ),
@@ -58,6 +60,7 @@ STAGES: tuple[Stage, ...] = (
         writes=(
             "gold.customer_rfm",
             "gold.segment_moves",
+            "gold.segment_move_customers",
             "gold.channel_kpis",
             "gold.segment_targets",
             "gold.campaign_effect",
@@ -84,6 +87,17 @@ STAGE_NAMES = tuple(stage.name for stage in STAGES)
 
 class StageFailed(RuntimeError):
     """A stage failed; downstream stages were not run."""
+
+
+def producer(table: str) -> str | None:
+    """The stage that writes `table`; None for the bookkeeping every stage appends to (runs, quality results)."""
+    for stage in STAGES:
+        for written in stage.writes:
+            if table == written or (
+                written.endswith(".<feed>") and table.startswith(written[: -len("<feed>")])
+            ):
+                return stage.name
+    return None
 
 
 def stage_by_name(name: str) -> Stage:
