@@ -31,6 +31,11 @@ class StageResult:
     status: str = "succeeded"
 
 
+def progress(stage: str, message: str) -> None:
+    """One progress line on the console (and in a scheduler's task log): `[stage] message`."""
+    print(f"[{stage}] {message}", flush=True)
+
+
 def new_run_id(stage: str = "run") -> str:
     """A unique, sortable run id: UTC time plus a random suffix."""
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{stage}-{uuid.uuid4().hex[:8]}"

@@ -61,7 +61,7 @@ def _snapshot(spark, cfg, table: str, as_of: date):
     return lake.read(spark, cfg, f"gold.{table}").where(F.col("as_of") == F.lit(as_of))
 
 
-def test_gold_stage_writes_snapshots_moves_and_reruns_replace_only_their_as_of(spark, cfg, tmp_path):
+def test_gold_stage_writes_snapshots_moves_and_reruns_replace_only_their_as_of(spark, cfg, tmp_path, capsys):
     campaigns = tmp_path / "campaigns.yaml"
     campaigns.write_text(
         "campaigns:\n  - {campaign_id: spring, segments: [Champions, Loyal, Potential Loyalist, New, Promising, "
@@ -78,6 +78,10 @@ def test_gold_stage_writes_snapshots_moves_and_reruns_replace_only_their_as_of(s
         assert lake.exists(spark, cfg, f"gold.{table}"), table
         assert lake.read(spark, cfg, f"gold.{table}").schema.fieldNames() == GOLD[table].fieldNames()
     assert first.details["previous_as_of"] is None and second.details["previous_as_of"] == FIRST
+    # Progress on the console, table by table, with the rows written.
+    printed = capsys.readouterr().out
+    assert "[gold] gold.customer_rfm: 3 rows as of 2026-03-31" in printed
+    assert "[gold] gold.customer_rfm: 3 rows as of 2026-04-30" in printed
     # Rows in: the orders placed up to each as-of (five by 03-31, all seven by 04-30).
     assert (first.rows_in, second.rows_in) == (5, 7)
     # As of 03-31 (window 01-31..03-31): c1, c2, c3; as of 04-30 (window 03-02..04-30): c1, c3, c4 (c2 dropped out).

@@ -117,7 +117,9 @@ def test_train_records_model_metrics_and_recommend_publishes(spark, small_lake, 
         lake.read(spark, cfg, "gold.model_metrics").where("split = 'test' AND metric = 'ndcg_at_k'").collect()
     )
     assert {r["model"] for r in metric_rows} == {"als", "global_popular", "segment_popular", "buy_again"}
-    assert "ndcg_at_k" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "ndcg_at_k" in printed
+    assert "[train] tuning: 2 parameter set(s)" in printed
     checkpoints = Path(lake.checkpoints_dir(cfg))
     assert not checkpoints.exists() or not any(checkpoints.iterdir())  # the run's checkpoints went with it
 

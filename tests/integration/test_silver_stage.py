@@ -206,7 +206,7 @@ def assert_no_raw_pii(spark, cfg) -> None:
                 assert not RAW_EMAIL.search(value), f"raw email in {name}: {value}"
 
 
-def test_silver_stage_end_to_end(spark, cfg):
+def test_silver_stage_end_to_end(spark, cfg, capsys):
     first_increment(spark, cfg)
     result = stage.run(spark, cfg, AS_OF, "silver-1")
     report = result.details["reconciliation"]
@@ -223,6 +223,8 @@ def test_silver_stage_end_to_end(spark, cfg):
     assert report["pos_sales"]["duplicates"] == {"bopis_pos_copy": 1}
     assert result.rows_in == 4 + 4 + 1 + 1 + 1 + 1 + 2
     assert result.rows_rejected == 2
+    # Progress on the console: each table with its rows, in write order.
+    assert "[silver] silver.quarantine: 2 rows to gate and merge (1/7)" in capsys.readouterr().out
 
     # BOPIS: one order, the online id, picked up at the POS store, no POS copy order or line.
     (o2,) = order(spark, cfg, "o2")

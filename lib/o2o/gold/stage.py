@@ -22,7 +22,7 @@ from o2o.gold.segments import (
     segment_moves,
 )
 from o2o.gold.targets import Campaign, customer_preferences, load_campaigns, segment_targets
-from o2o.runs import StageResult
+from o2o.runs import StageResult, progress
 
 STAGE = "gold"
 INPUTS = ("silver.orders", "silver.order_lines", "silver.customers")
@@ -102,7 +102,9 @@ def _write(
     with checkpointed(conform(df, table)) as rows:
         quality.gate(spark, cfg, name, rows, run_id=run_id, stage=STAGE, as_of=as_of, accept=accept)
         lake.replace_snapshot(rows, cfg, name, as_of)
-        return rows.count()
+        written = rows.count()
+    progress(STAGE, f"{name}: {written:,} rows as of {as_of.isoformat()}")
+    return written
 
 
 def run(

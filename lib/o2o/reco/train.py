@@ -16,7 +16,7 @@ from o2o.config import Config, RecoConfig
 from o2o.contracts import RECO
 from o2o.frames import local_checkpoint, local_frame, release
 from o2o.reco import als, baselines, features, metrics, movielens
-from o2o.runs import StageResult
+from o2o.runs import StageResult, progress
 
 STAGE = "train"
 INPUTS = (
@@ -365,6 +365,10 @@ def _train(spark: SparkSession, cfg: Config, as_of: date, run_id: str) -> StageR
         segments = segments.cache()
 
     grid = grid_combinations(rc.grid)
+    progress(
+        STAGE,
+        f"tuning: {len(grid)} parameter set(s) on the validation days before {window.test_start:%Y-%m-%d}",
+    )
     tuned, _ = evaluate_grid(interactions, window.validation_start, window.test_start, rc, grid, blocks)
     tuning = [
         {"params": params, **({"als": scores} if scores else {})}
@@ -372,11 +376,13 @@ def _train(spark: SparkSession, cfg: Config, as_of: date, run_id: str) -> StageR
     ]
     scored = [t for t in tuning if t.get("als")]
     chosen = max(scored, key=lambda t: t["als"]["ndcg_at_k"])["params"] if scored else tuning[0]["params"]
+    progress(STAGE, f"chose {chosen}; scoring it and the baselines on the test days")
     test = evaluate_window(
         interactions, window.test_start, window.end, rc, chosen, blocks, segments, with_baselines=True
     )
     explicit = evaluate_explicit(interactions, window.test_start, window.end, rc, blocks)
 
+    progress(STAGE, f"fitting the model on every interaction before {window.end:%Y-%m-%d}")
     final = fit_implicit(interactions, window.end, rc, chosen, blocks)
     if final.model is None:
         raise TrainingError(

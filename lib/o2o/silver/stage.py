@@ -22,7 +22,7 @@ from o2o.contracts import (
     bronze_table,
 )
 from o2o.frames import checkpointed, empty_frame, local_frame
-from o2o.runs import StageResult
+from o2o.runs import StageResult, progress
 from o2o.silver import identity
 from o2o.silver.interactions import (
     INTERACTION_KEY,
@@ -150,6 +150,7 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
         "product_catalogue": triage_catalogue,
     }
     triaged = {feed: _pin(triage[feed](increments[feed]), cfg, f"triaged_{feed}") for feed in FEEDS}
+    progress("silver", f"triaged the new bronze versions of {', '.join(sorted(pending))}")
     # Identity: persons from every identity the increment shows (quarantined rows excluded).
     observations, links = identity.identity_observations(
         {
@@ -172,6 +173,7 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
         run_ts,
         cfg.silver.max_identity_iterations,
     )
+    progress("silver", f"identities resolved in {resolved.iterations} iteration(s)")
     merges = _pin(resolved.merges, cfg, "merges")
     lookup = _pin(resolved.assignments, cfg, "assignments")
     customers = identity.golden_customers(
@@ -264,8 +266,16 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
         "silver.customers": _with_lake(spark, cfg, "customers", customers),
         "silver.products": _with_lake(spark, cfg, "products", products),
     }
+    written_rows: dict[str, int] = {}
+    tables_to_write = len(WRITE_ORDER) + 2  # and customers, customer_identity below
     for table in WRITE_ORDER:
         name = f"silver.{table}"
+        # Staged frames: the count reads Parquet footers.
+        written_rows[table] = outputs[table].count()
+        progress(
+            "silver",
+            f"{name}: {written_rows[table]:,} rows to gate and merge ({len(written_rows)}/{tables_to_write})",
+        )
         quality.gate(
             spark,
             cfg,
@@ -306,6 +316,11 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
     identity_rows = _pin(resolved.identity, cfg, "customer_identity")
     edges = _pin(resolved.edges, cfg, "identity_edges")
     for table, rows in (("customers", customers), ("customer_identity", identity_rows)):
+        written_rows[table] = rows.count()
+        progress(
+            "silver",
+            f"silver.{table}: {written_rows[table]:,} rows to gate and merge ({len(written_rows)}/{tables_to_write})",
+        )
         # With `related`: identities of persons new in this run refer to customers not yet written.
         quality.gate(
             spark,
@@ -349,12 +364,9 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
     result.rows_in = sum(entry["bronze_rows"] for entry in report.values())
     result.rows_out = sum(entry["silver_rows"] for entry in report.values())
     result.rows_rejected = sum(sum(entry["quarantined"].values()) for entry in report.values())
-    written = {**outputs, "customers": customers, "customer_identity": identity_rows}
     result.details = {
-        # Staged frames: each count reads Parquet footers. Compared by the next run's volume checks.
-        "rows_out_by_table": {
-            f"silver.{table}": rows for table, frame in written.items() if (rows := frame.count())
-        },
+        # Compared by the next run's volume checks.
+        "rows_out_by_table": {f"silver.{table}": rows for table, rows in written_rows.items() if rows},
         "reconciliation": report,
         "bronze_versions_processed": {feed: [done.get(feed), version] for feed, version in pending.items()},
         "anonymous_orders": anonymous_orders,
