@@ -7,12 +7,12 @@ from typing import Any
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession, Window
 
-from o2o import contracts, lake
+from o2o import lake
 from o2o.config import Config
 from o2o.pipeline import producer
-
-RUNS = "ops.pipeline_runs"
-QUALITY = "ops.dq_results"
+from o2o.quality import RESULTS_TABLE
+from o2o.report import table_versions
+from o2o.runs import RUNS_TABLE
 
 
 def latest_runs(runs: DataFrame) -> DataFrame:
@@ -77,15 +77,16 @@ def gate_text(gate: dict[str, Any] | None) -> str:
 def table_health(spark: SparkSession, cfg: Config) -> list[dict[str, Any]]:
     """Per existing table: version, rows, last write, the stage that writes it, that stage's last run, newest gate."""
     runs: dict[str, dict] = {}
-    if lake.exists(spark, cfg, RUNS):
+    if lake.exists(spark, cfg, RUNS_TABLE):
         # Bounded: one row per stage.
-        runs = {r["stage"]: r.asDict() for r in latest_runs(lake.read(spark, cfg, RUNS)).collect()}
+        runs = {r["stage"]: r.asDict() for r in latest_runs(lake.read(spark, cfg, RUNS_TABLE)).collect()}
     gates: dict[str, dict] = {}
-    if lake.exists(spark, cfg, QUALITY):
+    if lake.exists(spark, cfg, RESULTS_TABLE):
         # Bounded: one row per gated table.
-        gates = {r["table_name"]: r.asDict() for r in latest_gates(lake.read(spark, cfg, QUALITY)).collect()}
+        results = lake.read(spark, cfg, RESULTS_TABLE)
+        gates = {r["table_name"]: r.asDict() for r in latest_gates(results).collect()}
     rows = []
-    for table in lake.table_status(spark, cfg, contracts.all_tables()):
+    for table in table_versions(spark, cfg):
         stage = producer(table["table"])
         rows.append({**table, "stage": stage, "last_run": runs.get(stage), "gate": gates.get(table["table"])})
     return rows

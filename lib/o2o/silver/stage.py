@@ -267,15 +267,16 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
         "silver.products": _with_lake(spark, cfg, "products", products),
     }
     written_rows: dict[str, int] = {}
-    tables_to_write = len(WRITE_ORDER) + 2  # and customers, customer_identity below
+
+    def count_and_announce(table: str, rows: DataFrame) -> None:
+        # Staged frames: the count reads Parquet footers.
+        written_rows[table] = rows.count()
+        done = f"{len(written_rows)}/{len(WRITE_ORDER) + 2}"  # and customers, customer_identity below
+        progress("silver", f"silver.{table}: {written_rows[table]:,} rows to gate and merge ({done})")
+
     for table in WRITE_ORDER:
         name = f"silver.{table}"
-        # Staged frames: the count reads Parquet footers.
-        written_rows[table] = outputs[table].count()
-        progress(
-            "silver",
-            f"{name}: {written_rows[table]:,} rows to gate and merge ({len(written_rows)}/{tables_to_write})",
-        )
+        count_and_announce(table, outputs[table])
         quality.gate(
             spark,
             cfg,
@@ -316,11 +317,7 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
     identity_rows = _pin(resolved.identity, cfg, "customer_identity")
     edges = _pin(resolved.edges, cfg, "identity_edges")
     for table, rows in (("customers", customers), ("customer_identity", identity_rows)):
-        written_rows[table] = rows.count()
-        progress(
-            "silver",
-            f"silver.{table}: {written_rows[table]:,} rows to gate and merge ({len(written_rows)}/{tables_to_write})",
-        )
+        count_and_announce(table, rows)
         # With `related`: identities of persons new in this run refer to customers not yet written.
         quality.gate(
             spark,
