@@ -9,10 +9,9 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from o2o.config import Config, ConfigError, load_config
-from o2o.lake import RetentionTooShort
+from o2o.config import Config, load_config
+from o2o.errors import UsageError
 from o2o.pipeline import STAGE_NAMES, StageFailed, run_pipeline, run_stage
-from o2o.spark import EnvironmentProblem
 
 
 def _parse_date(text: str) -> date:
@@ -104,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.env, args.conf_dir)
         return COMMANDS[args.command](cfg, args)
-    except (ConfigError, EnvironmentProblem, RetentionTooShort) as exc:
+    except UsageError as exc:  # config, Java, a table or model not there yet, a refused option
         print(f"o2o: {exc}", file=sys.stderr)
         return 2
     except StageFailed as exc:
@@ -249,6 +248,7 @@ def cmd_history(cfg: Config, args: argparse.Namespace) -> int:
     from o2o import lake
 
     spark = _spark(cfg)
+    lake.require(spark, cfg, args.table)
     lake.history(spark, cfg, args.table, args.limit).select(
         "version", "timestamp", "operation", "operationParameters", "operationMetrics"
     ).show(args.limit, truncate=80)
@@ -256,12 +256,18 @@ def cmd_history(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_show(cfg: Config, args: argparse.Namespace) -> int:
+    from pyspark.errors import AnalysisException
+
     from o2o import lake
 
     spark = _spark(cfg)
-    lake.read(spark, cfg, args.table, version=args.version, timestamp=args.timestamp).show(
-        args.limit, truncate=40
-    )
+    lake.require(spark, cfg, args.table)
+    try:
+        rows = lake.read(spark, cfg, args.table, version=args.version, timestamp=args.timestamp)
+    except AnalysisException as exc:  # a version or time the table's history does not hold
+        print(f"o2o: {args.table}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    rows.show(args.limit, truncate=40)
     return 0
 
 

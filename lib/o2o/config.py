@@ -14,12 +14,14 @@ from typing import Any
 
 import yaml
 
+from o2o.errors import UsageError
+
 ENV_PREFIX = "O2O__"
 KNOWN_SCHEMES = ("file", "s3a", "s3", "abfss", "gs", "hdfs", "dbfs")
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError, ValueError):
     """A configuration value is missing, unknown or malformed; the message names the key and file."""
 
 

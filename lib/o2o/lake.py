@@ -15,6 +15,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
 from o2o.config import Config
+from o2o.errors import UsageError
 from o2o.frames import checkpointed
 from o2o.spark import LISTING_PARALLELISM
 
@@ -26,11 +27,19 @@ DELETE_MARK = "_o2o_delete"  # merge_upsert's source column that marks a row to 
 CLUSTERED_FILE_ROWS = 250_000
 
 
+class BadTableName(UsageError, ValueError):
+    """A table name that is not '<layer>.<table>' with one of the lake's layers."""
+
+
+class TableNotFound(UsageError, LookupError):
+    """A table with no commit in this lake yet."""
+
+
 def table_path(cfg: Config, name: str) -> str:
     """Location of table 'layer.table' under the lake root."""
     layer, _, table = name.partition(".")
     if layer not in LAYERS or not table:
-        raise ValueError(
+        raise BadTableName(
             f"table name '{name}' must be '<layer>.<table>' with layer one of {', '.join(LAYERS)}"
         )
     return f"{cfg.resolve(cfg.lake.root).rstrip('/')}/{layer}/{table}"
@@ -105,6 +114,27 @@ def clear_staging(spark: SparkSession, cfg: Config, stage: str) -> None:
 def exists(spark: SparkSession, cfg: Config, name: str) -> bool:
     """True when the Delta table has at least one commit."""
     return DeltaTable.isDeltaTable(spark, table_path(cfg, name))
+
+
+def require(spark: SparkSession, cfg: Config, name: str) -> None:
+    """Raise TableNotFound, naming the location and the tables this lake has, unless `name` exists."""
+    if exists(spark, cfg, name):
+        return
+    present = [
+        f"{layer}.{status.getPath().getName()}"
+        for layer in LAYERS
+        for status in _list_folders(spark, f"{cfg.resolve(cfg.lake.root).rstrip('/')}/{layer}")
+        if not status.getPath().getName().startswith(("_", "."))
+    ]
+    raise TableNotFound(
+        f"table {name} does not exist at {table_path(cfg, name)}; "
+        f"tables in this lake: {', '.join(sorted(present)) or 'none yet (run a stage first)'}"
+    )
+
+
+def _list_folders(spark: SparkSession, location: str) -> list[Any]:
+    fs, path = hadoop_path(spark, location)
+    return [status for status in fs.listStatus(path) if status.isDirectory()] if fs.exists(path) else []
 
 
 def read(
@@ -398,7 +428,7 @@ def overwrite(df: DataFrame, cfg: Config, name: str) -> None:
     df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(table_path(cfg, name))
 
 
-class RetentionTooShort(ValueError):
+class RetentionTooShort(UsageError, ValueError):
     """VACUUM asked to drop history younger than 7 days without --force."""
 
 

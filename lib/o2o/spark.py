@@ -13,13 +13,14 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from o2o.config import Config
+from o2o.errors import UsageError
 
 MIN_JAVA = 17
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 
 
-class EnvironmentProblem(RuntimeError):
+class EnvironmentProblem(UsageError, RuntimeError):
     """The machine or session cannot run the pipeline; the message says what to install or set."""
 
 

@@ -70,3 +70,22 @@ def test_history_and_show_read_a_table_as_of_an_older_version(small_lake, capsys
 
     assert main(["show", "silver.customers"]) == 0
     assert "c3" in capsys.readouterr().out
+
+
+def test_a_missing_table_or_model_is_a_message_naming_what_the_lake_has_not_a_traceback(small_lake, capsys):
+    assert main(["show", "silver.orders"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("o2o: table silver.orders does not exist at ")
+    assert "tables in this lake: ops.dq_results, ops.pipeline_runs, silver.customers" in error
+
+    assert main(["history", "orders"]) == 2
+    assert "table name 'orders' must be '<layer>.<table>'" in capsys.readouterr().err
+
+    assert main(["dq", "gold.customer_rfm"]) == 2
+    assert "table gold.customer_rfm does not exist" in capsys.readouterr().err
+
+    assert main(["show", "silver.customers", "--version", "7"]) == 2
+    assert "version 7" in capsys.readouterr().err
+
+    assert main(["recommend", "c1"]) == 2
+    assert "train a model first" in capsys.readouterr().err

@@ -96,10 +96,7 @@ def run_suite_on_table(
     run_id: str | None = None,
 ) -> GateReport:
     """Run a table's suite on the table as it is in the lake (the `o2o dq <table>` command); never raises on failures."""
-    if not lake.exists(spark, cfg, table):
-        raise SuiteError(
-            f"table {table} does not exist at {lake.table_path(cfg, table)}; run the stage that writes it first"
-        )
+    lake.require(spark, cfg, table)
     run_id = run_id or runs.new_run_id("dq")
     return _validate(
         spark,
@@ -378,7 +375,7 @@ def _examples(cfg: Config, suite: Suite, plan: Plan, item: Planned, frame: DataF
 def _table_version(spark: SparkSession, cfg: Config, table: str) -> int | None:
     try:
         return lake.version(spark, cfg, table)
-    except ValueError:  # not a '<layer>.<table>' name of the lake
+    except lake.BadTableName:  # not a '<layer>.<table>' name of the lake
         return None
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from o2o.config import Config
+from o2o.errors import UsageError
 
 SEVERITIES = ("critical", "warn")
 CONFIG_REF = re.compile(r"^\$\{([a-z_]+)\.([a-z_]+)\}$")
@@ -29,7 +30,7 @@ CUSTOM_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 RESERVED = ("expect", "severity", "name", "when", "hint", "description")
 
 
-class SuiteError(ValueError):
+class SuiteError(UsageError, ValueError):
     """A suite file is missing, malformed or names an unknown expectation; the message names file, entry and fix."""
 
 

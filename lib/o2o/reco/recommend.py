@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame, Row, SparkSession, Window
 from o2o import lake, quality
 from o2o.config import Config
 from o2o.contracts import RECO
+from o2o.errors import UsageError
 from o2o.frames import checkpointed, local_frame
 from o2o.reco import als, baselines, features
 from o2o.runs import StageResult
@@ -30,7 +31,7 @@ INPUTS = (
 EXCLUDED_ORDER_STATUSES = ("cancelled",)
 
 
-class NoModel(RuntimeError):
+class NoModel(UsageError, RuntimeError):
     """No trained model is recorded in ops.models for the requested date."""
 
 

@@ -8,11 +8,12 @@ import pyspark.sql.functions as F
 from pyspark.sql import Column
 
 from o2o.config import Config
+from o2o.errors import UsageError
 
 DEV_SALT = "o2o-dev-only-salt-NOT-FOR-PRODUCTION"
 
 
-class MissingSalt(RuntimeError):
+class MissingSalt(UsageError, RuntimeError):
     """No PII salt in the environment where one is required."""
 
 
