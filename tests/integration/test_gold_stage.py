@@ -6,6 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pyspark.sql.functions as F
+import pytest
 from chispa import assert_df_equality
 
 from o2o import lake
@@ -125,3 +126,13 @@ def test_gold_stage_writes_snapshots_moves_and_reruns_replace_only_their_as_of(s
     for table in GOLD:
         assert sorted(_snapshot(spark, cfg, table, SECOND).collect(), key=repr) == second_before[table], table
     assert lake.read(spark, cfg, "gold.customer_rfm").groupBy("as_of").count().count() == 2
+
+
+def test_gold_on_a_lake_without_silver_names_the_missing_tables_and_the_stage_to_run(spark, cfg):
+    with pytest.raises(lake.TableNotFound) as missing:
+        stage.run(spark, cfg, FIRST, "r-empty")
+
+    message = str(missing.value)
+    assert "silver.orders, silver.order_lines, silver.customers" in message
+    assert message.endswith("run the silver stage first")
+    assert not lake.exists(spark, cfg, "gold.customer_rfm")

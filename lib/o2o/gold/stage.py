@@ -121,6 +121,11 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
     result = StageResult(
         stage=STAGE, input_versions={name: lake.version(spark, cfg, name) for name in INPUTS}
     )
+    missing = [name for name in INPUTS if result.input_versions[name] is None]
+    if missing:
+        raise lake.TableNotFound(
+            f"gold reads {', '.join(missing)}, not in the lake at {cfg.resolve(cfg.lake.root)}: run the silver stage first"
+        )
     orders = lake.read(spark, cfg, "silver.orders", version=result.input_versions["silver.orders"])
     lines = lake.read(spark, cfg, "silver.order_lines", version=result.input_versions["silver.order_lines"])
     customers = lake.read(spark, cfg, "silver.customers", version=result.input_versions["silver.customers"])
