@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pyspark.sql.functions as F
+import pytest
 from delta.tables import DeltaTable
 
 from o2o import lake
@@ -222,3 +223,15 @@ def test_the_table_not_the_ledger_decides_which_files_are_ingested(spark, cfg):
     assert sorted(r["order_id"] for r in table.collect()) == ["W1", "W2"]
     assert [r["order_id"] for r in table.where("_run_id = 'run-4'").collect()] == ["W2"]
     assert {file for _, file, _ in _ledger(spark, cfg)} == set(files)
+
+
+def test_a_missing_landing_folder_fails_naming_it_while_an_empty_one_is_a_quiet_day(spark, cfg):
+    with pytest.raises(
+        ingest.LandingNotFound, match=r"landing folder .*/landing does not exist.*lake\.landing"
+    ):
+        ingest.run(spark, cfg, AS_OF, "run-1", feeds=("reviews",))
+    assert not lake.exists(spark, cfg, "bronze.reviews")
+
+    _landing(cfg).mkdir(parents=True)
+    result = ingest.run(spark, cfg, AS_OF, "run-2", feeds=("reviews",))
+    assert result.details["reviews"] == {"files": 0, "rows": 0, "malformed": 0}

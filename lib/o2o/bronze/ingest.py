@@ -42,6 +42,7 @@ from o2o.contracts import (
     bronze_schema,
     bronze_table,
 )
+from o2o.errors import UsageError
 from o2o.frames import local_frame
 from o2o.runs import StageResult
 
@@ -54,6 +55,10 @@ class FeedFiles:
 
     version: int | None
     files: frozenset[str]
+
+
+class LandingNotFound(UsageError, FileNotFoundError):
+    """The configured landing folder does not exist."""
 
 
 def list_landing_files(spark: SparkSession, folder: str) -> list[str]:
@@ -295,6 +300,14 @@ def run(
     feeds: tuple[str, ...] = FEEDS,
 ) -> StageResult:
     """landing/<feed>/** -> bronze.<feed> for every feed; files already ingested are never read again."""
+    landing = cfg.resolve(cfg.lake.landing)
+    fs, landing_path = lake.hadoop_path(spark, landing)
+    if not fs.exists(landing_path):
+        # An empty folder is a quiet day; a missing one is a wrong path, which would otherwise "succeed".
+        raise LandingNotFound(
+            f"landing folder {landing} does not exist: check lake.landing in conf/{cfg.env}.yaml "
+            "(or O2O__LAKE__LANDING)"
+        )
     result = StageResult(stage="bronze")
     for feed in feeds:
         result.input_versions[bronze_table(feed)] = lake.version(spark, cfg, bronze_table(feed))
