@@ -225,7 +225,12 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
         f"{'table':<34}{'version':>8}{'rows':>12}  {'last write (UTC)':<20} {'stage':<10} "
         f"{'its last run':<22} newest quality gate"
     )
-    for row in table_health(spark, cfg):
+    health = table_health(spark, cfg)
+    if not health:
+        print(
+            f"(no tables yet under {cfg.resolve(cfg.lake.root)}: run `o2o demo`, or `o2o run bronze --as-of ...`)"
+        )
+    for row in health:
         run = row["last_run"]
         run_text = f"{run['status']} {run['as_of']}" if run else "-"
         written = row["written"].strftime("%Y-%m-%d %H:%M:%S") if row["written"] else "-"

@@ -89,3 +89,15 @@ def test_a_missing_table_or_model_is_a_message_naming_what_the_lake_has_not_a_tr
 
     assert main(["recommend", "c1"]) == 2
     assert "train a model first" in capsys.readouterr().err
+
+
+def test_status_of_an_empty_lake_says_there_is_nothing_yet_and_how_to_fill_it(
+    spark, cfg, monkeypatch, capsys
+):
+    monkeypatch.setenv("O2O__LAKE__ROOT", cfg.lake.root)
+
+    assert main(["status"]) == 0
+
+    out = capsys.readouterr().out
+    assert f"(no tables yet under {cfg.lake.root}: run `o2o demo`" in out
+    assert "recent runs" not in out
