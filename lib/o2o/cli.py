@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except StageFailed as exc:
         print(f"o2o: {exc}", file=sys.stderr)
-        return 1
+        return (
+            2 if isinstance(exc.__cause__, UsageError) else 1
+        )  # 2: fixed by a path, a setting, a stage to run
 
 
 def _spark(cfg: Config):

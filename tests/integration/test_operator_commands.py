@@ -101,3 +101,17 @@ def test_status_of_an_empty_lake_says_there_is_nothing_yet_and_how_to_fill_it(
     out = capsys.readouterr().out
     assert f"(no tables yet under {cfg.lake.root}: run `o2o demo`" in out
     assert "recent runs" not in out
+
+
+def test_a_stage_stopped_by_a_missing_input_exits_2_and_records_the_failed_run(
+    spark, cfg, monkeypatch, capsys
+):
+    monkeypatch.setenv("O2O__LAKE__ROOT", cfg.lake.root)
+    monkeypatch.setenv("O2O__LAKE__LANDING", cfg.lake.landing)
+
+    assert main(["run", "gold", "--as-of", DAY.isoformat()]) == 2
+
+    assert "o2o: stage 'gold' failed: gold reads silver.orders" in capsys.readouterr().err
+    runs = lake.read(spark, cfg, "ops.pipeline_runs").collect()
+    assert [(r["stage"], r["status"]) for r in runs] == [("gold", "failed")]
+    assert "TableNotFound" in runs[0]["error"]
