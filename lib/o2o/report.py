@@ -65,6 +65,78 @@ def fmt_number(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _svg_open(chart_id: str, title: str, width: int, height: int) -> str:
+    """The opening <svg> of a chart (closed by the caller) and its title line."""
+    return (
+        f'<svg id="{_esc(chart_id)}" class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(title)}">'
+        f'<text x="0" y="18" class="chart-title">{_esc(title)}</text>'
+    )
+
+
+@dataclass(frozen=True)
+class _Plot:
+    """The plotting area of a chart with a legend and a y axis from 0: its box, y scale and series colours."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+    ticks: list[float]
+    names: list[str]
+    colour_of: dict[str, str]
+
+    @classmethod
+    def of(
+        cls,
+        series: dict[str, Sequence[float | None]],
+        colours: dict[str, str] | None,
+        size: tuple[int, int],
+        margins: tuple[int, int, int, int],
+    ) -> _Plot:
+        (width, height), (left, right, top, bottom) = size, margins
+        finite = [v for vs in series.values() for v in vs if v is not None and math.isfinite(v)]
+        names = list(series)
+        return cls(
+            left=left,
+            top=top,
+            width=width - left - right,
+            height=height - top - bottom,
+            ticks=nice_ticks(max(finite, default=0.0)),
+            names=names,
+            colour_of={n: (colours or {}).get(n, PALETTE[i % len(PALETTE)]) for i, n in enumerate(names)},
+        )
+
+    @property
+    def bottom(self) -> float:
+        return self.top + self.height
+
+    def y_at(self, value: float) -> float:
+        return self.top + self.height * (1 - value / self.ticks[-1])
+
+    def opening(self, chart_id: str, title: str, size: tuple[int, int]) -> str:
+        """<svg>, the title and the legend (the caller closes the chart with `closing`)."""
+        return _svg_open(chart_id, title, *size) + _legend(
+            self.names, self.colour_of, x=self.left, y=36, width=self.width
+        )
+
+    def grid(self, label: Callable[[float], str]) -> str:
+        """A horizontal grid line and its label at every tick."""
+        return "".join(
+            f'<line x1="{self.left}" x2="{self.left + self.width}" y1="{self.y_at(t):.1f}" y2="{self.y_at(t):.1f}" '
+            f'class="grid"/><text x="{self.left - 6}" y="{self.y_at(t) + 4:.1f}" text-anchor="end" '
+            f'class="tick">{_esc(label(t))}</text>'
+            for t in self.ticks
+        )
+
+    def closing(self) -> str:
+        """The x axis line and </svg>."""
+        return (
+            f'<line x1="{self.left}" x2="{self.left + self.width}" y1="{self.bottom}" y2="{self.bottom}" '
+            'class="axis"/></svg>'
+        )
+
+
 def bar_chart_svg(
     items: Sequence[tuple[str, float]],
     chart_id: str,
@@ -78,11 +150,7 @@ def bar_chart_svg(
     height = top + len(items) * (bar + gap) + 10
     peak = max((v for _, v in items), default=0.0) or 1.0
     span = width - left - right
-    parts = [
-        f'<svg id="{_esc(chart_id)}" class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(title)}">',
-        f'<text x="0" y="18" class="chart-title">{_esc(title)}</text>',
-    ]
+    parts = [_svg_open(chart_id, title, width, height)]
     for i, (label, value) in enumerate(items):
         y = top + i * (bar + gap)
         length = max(1.0, span * max(value, 0.0) / peak)
@@ -107,48 +175,28 @@ def grouped_bar_svg(
     height: int = 300,
 ) -> str:
     """Vertical bars: one cluster per group, one bar per series inside it, with a legend."""
-    left, right, top, bottom = 56, 16, 58, 34
-    plot_w, plot_h = width - left - right, height - top - bottom
-    values = [v for vs in series.values() for v in vs if v is not None and math.isfinite(v)]
-    ticks = nice_ticks(max(values, default=0.0))
-    y_max = ticks[-1]
-    names = list(series)
-    colour_of = {n: (colours or {}).get(n, PALETTE[i % len(PALETTE)]) for i, n in enumerate(names)}
-    slot = plot_w / max(len(groups), 1)
-    bar_w = min(34.0, slot * 0.8 / max(len(names), 1))
-    parts = [
-        f'<svg id="{_esc(chart_id)}" class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(title)}">',
-        f'<text x="0" y="18" class="chart-title">{_esc(title)}</text>',
-        _legend(names, colour_of, x=left, y=36, width=plot_w),
-    ]
-    for tick in ticks:
-        y = top + plot_h * (1 - tick / y_max)
-        parts.append(
-            f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{tick:.3g}</text>'
-        )
+    plot = _Plot.of(series, colours, (width, height), margins=(56, 16, 58, 34))
+    slot = plot.width / max(len(groups), 1)
+    bar_w = min(34.0, slot * 0.8 / max(len(plot.names), 1))
+    parts = [plot.opening(chart_id, title, (width, height)), plot.grid(lambda tick: f"{tick:.3g}")]
     for g, group in enumerate(groups):
-        cluster = len(names) * bar_w
-        x0 = left + g * slot + (slot - cluster) / 2
-        for s, name in enumerate(names):
+        cluster = len(plot.names) * bar_w
+        x0 = plot.left + g * slot + (slot - cluster) / 2
+        for s, name in enumerate(plot.names):
             value = series[name][g]
             if value is None or not math.isfinite(value):
                 continue
-            h = plot_h * max(value, 0.0) / y_max
+            h = plot.height * max(value, 0.0) / plot.ticks[-1]
             parts.append(
-                f'<rect x="{x0 + s * bar_w:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 2:.1f}" '
-                f'height="{h:.1f}" fill="{colour_of[name]}"><title>{_esc(name)} {_esc(group)}: '
+                f'<rect x="{x0 + s * bar_w:.1f}" y="{plot.bottom - h:.1f}" width="{bar_w - 2:.1f}" '
+                f'height="{h:.1f}" fill="{plot.colour_of[name]}"><title>{_esc(name)} {_esc(group)}: '
                 f"{value:.4f}</title></rect>"
             )
         parts.append(
-            f'<text x="{left + g * slot + slot / 2:.1f}" y="{top + plot_h + 20}" text-anchor="middle" '
+            f'<text x="{plot.left + g * slot + slot / 2:.1f}" y="{plot.bottom + 20}" text-anchor="middle" '
             f'class="label">{_esc(group)}</text>'
         )
-    parts.append(
-        f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" class="axis"/>'
-    )
-    parts.append("</svg>")
+    parts.append(plot.closing())
     return "".join(parts)
 
 
@@ -163,58 +211,37 @@ def line_chart_svg(
     height: int = 280,
 ) -> str:
     """One line per series over shared x labels (days); gaps where a value is missing."""
-    left, right, top, bottom = 64, 16, 58, 40
-    plot_w, plot_h = width - left - right, height - top - bottom
-    values = [v for vs in series.values() for v in vs if v is not None and math.isfinite(v)]
-    ticks = nice_ticks(max(values, default=0.0))
-    y_max = ticks[-1]
-    names = list(series)
-    colour_of = {n: (colours or {}).get(n, PALETTE[i % len(PALETTE)]) for i, n in enumerate(names)}
+    plot = _Plot.of(series, colours, (width, height), margins=(64, 16, 58, 40))
     n = len(x_labels)
 
     def x_at(i: int) -> float:
-        return left + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
+        return plot.left + (plot.width * i / (n - 1) if n > 1 else plot.width / 2)
 
-    def y_at(v: float) -> float:
-        return top + plot_h * (1 - v / y_max)
-
-    parts = [
-        f'<svg id="{_esc(chart_id)}" class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(title)}">',
-        f'<text x="0" y="18" class="chart-title">{_esc(title)}</text>',
-        _legend(names, colour_of, x=left, y=36, width=plot_w),
-    ]
-    for tick in ticks:
-        parts.append(
-            f'<line x1="{left}" x2="{left + plot_w}" y1="{y_at(tick):.1f}" y2="{y_at(tick):.1f}" class="grid"/>'
-            f'<text x="{left - 6}" y="{y_at(tick) + 4:.1f}" text-anchor="end" class="tick">{_esc(y_format(tick))}</text>'
-        )
+    parts = [plot.opening(chart_id, title, (width, height)), plot.grid(y_format)]
     every = max(1, math.ceil(n / 10))
     for i, label in enumerate(x_labels):
         if i % every == 0 or i == n - 1:
             parts.append(
-                f'<text x="{x_at(i):.1f}" y="{top + plot_h + 18}" text-anchor="middle" class="tick">{_esc(label)}</text>'
+                f'<text x="{x_at(i):.1f}" y="{plot.bottom + 18}" text-anchor="middle" class="tick">{_esc(label)}</text>'
             )
-    for name in names:
+    for name in plot.names:
+        colour = plot.colour_of[name]
         segments: list[list[str]] = [[]]
         for i, value in enumerate(series[name]):
             if value is None or not math.isfinite(value):
                 segments.append([])
                 continue
-            segments[-1].append(f"{x_at(i):.1f},{y_at(value):.1f}")
+            segments[-1].append(f"{x_at(i):.1f},{plot.y_at(value):.1f}")
         for points in segments:
             if len(points) > 1:
                 parts.append(
-                    f'<polyline points="{" ".join(points)}" fill="none" stroke="{colour_of[name]}" '
+                    f'<polyline points="{" ".join(points)}" fill="none" stroke="{colour}" '
                     f'stroke-width="2.2" stroke-linejoin="round"><title>{_esc(name)}</title></polyline>'
                 )
             for point in points:
                 x, y = point.split(",")
-                parts.append(f'<circle cx="{x}" cy="{y}" r="2.6" fill="{colour_of[name]}"/>')
-    parts.append(
-        f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" class="axis"/>'
-    )
-    parts.append("</svg>")
+                parts.append(f'<circle cx="{x}" cy="{y}" r="2.6" fill="{colour}"/>')
+    parts.append(plot.closing())
     return "".join(parts)
 
 
