@@ -13,7 +13,7 @@ from pyspark.sql import SparkSession
 
 from o2o import quality
 from o2o.config import Config
-from o2o.runs import StageResult, new_run_id, record_run
+from o2o.runs import StageResult, new_run_id, progress, record_run
 
 
 @dataclass(frozen=True)
@@ -132,21 +132,21 @@ def run_stage(
     module = importlib.import_module(stage.module)
     started_at = datetime.now(timezone.utc)
     clock = time.perf_counter()
-    print(f"[{name}] run {run_id} as of {as_of.isoformat()} ...", flush=True)
+    progress(name, f"run {run_id} as of {as_of.isoformat()} ...")
     try:
         with quality.batched_results(spark, cfg):
             result = module.run(spark, cfg, as_of, run_id, accept=accept)
     except Exception as exc:
         _release_stage_frames()
         record_run(spark, cfg, run_id, name, as_of, started_at, None, error=f"{type(exc).__name__}: {exc}")
-        print(f"[{name}] FAILED after {time.perf_counter() - clock:.1f}s: {exc}", flush=True)
+        progress(name, f"FAILED after {time.perf_counter() - clock:.1f}s: {exc}")
         raise
     _release_stage_frames()
     record_run(spark, cfg, run_id, name, as_of, started_at, result)
-    print(
-        f"[{name}] {result.status} in {time.perf_counter() - clock:.1f}s: rows in {result.rows_in:,}, "
+    progress(
+        name,
+        f"{result.status} in {time.perf_counter() - clock:.1f}s: rows in {result.rows_in:,}, "
         f"out {result.rows_out:,}, rejected {result.rows_rejected:,}",
-        flush=True,
     )
     return result
 

@@ -32,8 +32,11 @@ class StageResult:
 
 
 def progress(stage: str, message: str) -> None:
-    """One progress line on the console (and in a scheduler's task log): `[stage] message`."""
-    print(f"[{stage}] {message}", flush=True)
+    """One progress line on the console (and in a scheduler's task log): `HH:MM:SS [stage] message`.
+
+    The clock (local time) shows where a long stage spends its time: the gap between two lines.
+    """
+    print(f"{datetime.now():%H:%M:%S} [{stage}] {message}", flush=True)
 
 
 def new_run_id(stage: str = "run") -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -81,7 +82,7 @@ def test_gold_stage_writes_snapshots_moves_and_reruns_replace_only_their_as_of(s
     assert first.details["previous_as_of"] is None and second.details["previous_as_of"] == FIRST
     # Progress on the console, table by table, with the rows written.
     printed = capsys.readouterr().out
-    assert "[gold] gold.customer_rfm: 3 rows as of 2026-03-31" in printed
+    assert re.search(r"^\d\d:\d\d:\d\d \[gold\] gold\.customer_rfm: 3 rows as of 2026-03-31$", printed, re.M)
     assert "[gold] gold.customer_rfm: 3 rows as of 2026-04-30" in printed
     # Rows in: the orders placed up to each as-of (five by 03-31, all seven by 04-30).
     assert (first.rows_in, second.rows_in) == (5, 7)
