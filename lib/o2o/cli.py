@@ -108,9 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except StageFailed as exc:
         print(f"o2o: {exc}", file=sys.stderr)
-        return (
-            2 if isinstance(exc.__cause__, UsageError) else 1
-        )  # 2: fixed by a path, a setting, a stage to run
+        # 2 as above when the operator can fix the cause (an input not there yet, a path, a setting).
+        return 2 if isinstance(exc.__cause__, UsageError) else 1
 
 
 def _spark(cfg: Config):
