@@ -271,7 +271,9 @@ def cmd_show(cfg: Config, args: argparse.Namespace) -> int:
     try:
         rows = lake.read(spark, cfg, args.table, version=args.version, timestamp=args.timestamp)
     except AnalysisException as exc:  # a version or time the table's history does not hold
-        print(f"o2o: {args.table}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        # Delta's message spans lines and ends with the SQLSTATE and, at times, a JVM stack trace.
+        message = " ".join(str(exc).split("SQLSTATE")[0].split("JVM stacktrace")[0].split())
+        print(f"o2o: {args.table}: {message}", file=sys.stderr)
         return 2
     rows.show(args.limit, truncate=40)
     return 0

@@ -87,6 +87,11 @@ def test_a_missing_table_or_model_is_a_message_naming_what_the_lake_has_not_a_tr
     assert main(["show", "silver.customers", "--version", "7"]) == 2
     assert "version 7" in capsys.readouterr().err
 
+    assert main(["show", "silver.customers", "--timestamp", "2020-01-01"]) == 2
+    error = capsys.readouterr().err
+    assert "is before the earliest version available to this table" in error and "SQLSTATE" not in error
+    assert error.count("\n") == 1  # one line, though Delta's message spans two
+
     assert main(["recommend", "c1"]) == 2
     assert "train a model first" in capsys.readouterr().err
 
