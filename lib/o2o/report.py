@@ -78,6 +78,7 @@ def _svg_open(chart_id: str, title: str, width: int, height: int) -> str:
 class _Plot:
     """The plotting area of a chart with a legend and a y axis from 0: its box, y scale and series colours."""
 
+    size: tuple[int, int]  # the whole chart's width and height
     left: float
     top: float
     width: float
@@ -98,6 +99,7 @@ class _Plot:
         finite = [v for vs in series.values() for v in vs if v is not None and math.isfinite(v)]
         names = list(series)
         return cls(
+            size=size,
             left=left,
             top=top,
             width=width - left - right,
@@ -114,9 +116,9 @@ class _Plot:
     def y_at(self, value: float) -> float:
         return self.top + self.height * (1 - value / self.ticks[-1])
 
-    def opening(self, chart_id: str, title: str, size: tuple[int, int]) -> str:
+    def opening(self, chart_id: str, title: str) -> str:
         """<svg>, the title and the legend (the caller closes the chart with `closing`)."""
-        return _svg_open(chart_id, title, *size) + _legend(
+        return _svg_open(chart_id, title, *self.size) + _legend(
             self.names, self.colour_of, x=self.left, y=36, width=self.width
         )
 
@@ -178,7 +180,7 @@ def grouped_bar_svg(
     plot = _Plot.of(series, colours, (width, height), margins=(56, 16, 58, 34))
     slot = plot.width / max(len(groups), 1)
     bar_w = min(34.0, slot * 0.8 / max(len(plot.names), 1))
-    parts = [plot.opening(chart_id, title, (width, height)), plot.grid(lambda tick: f"{tick:.3g}")]
+    parts = [plot.opening(chart_id, title), plot.grid(lambda tick: f"{tick:.3g}")]
     for g, group in enumerate(groups):
         cluster = len(plot.names) * bar_w
         x0 = plot.left + g * slot + (slot - cluster) / 2
@@ -217,7 +219,7 @@ def line_chart_svg(
     def x_at(i: int) -> float:
         return plot.left + (plot.width * i / (n - 1) if n > 1 else plot.width / 2)
 
-    parts = [plot.opening(chart_id, title, (width, height)), plot.grid(y_format)]
+    parts = [plot.opening(chart_id, title), plot.grid(y_format)]
     every = max(1, math.ceil(n / 10))
     for i, label in enumerate(x_labels):
         if i % every == 0 or i == n - 1:
