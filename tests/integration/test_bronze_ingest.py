@@ -83,6 +83,11 @@ def test_counts_malformed_and_extra_columns_are_kept(spark, cfg):
     assert json.loads(late_row["_extra"]) == {"wechat_unionid": "u-77"}
     assert result.details["online_orders"] == {"files": 1, "rows": 4, "malformed": 1}
     assert result.details["pos_sales"] == {"files": 2, "rows": 3, "malformed": 1}
+    # Each data file's statistics in the Delta log: its row count, and min/max of the lineage columns only.
+    log = spark.read.json(f"{lake.table_path(cfg, 'bronze.online_orders')}/_delta_log/*.json")
+    stats = [json.loads(row[0]) for row in log.where("add IS NOT NULL").select("add.stats").collect()]
+    assert sum(s["numRecords"] for s in stats) == 4
+    assert all(set(s["minValues"]) == {"_source_file", "_ingested_at", "_run_id"} for s in stats)
 
 
 def test_rerun_changes_nothing_and_a_new_file_adds_only_its_rows(spark, cfg):

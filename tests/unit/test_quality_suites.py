@@ -50,6 +50,27 @@ def test_every_suite_loads_with_known_expectations(base_cfg, table):
     assert {c.severity for c in suite.checks} <= {"critical", "warn"}
 
 
+@pytest.mark.parametrize("table", [t for t in SUITES if t.startswith("bronze.")])
+def test_bronze_freshness_reads_the_delivery_folder_of_each_file(spark, base_cfg, table):
+    fresh = [c for c in load_suite(base_cfg, table).checks if c.expect == "fresh"]
+    if table == "bronze.product_catalogue":
+        assert fresh == []  # a catalogue is re-sent when it changes, not daily
+        return
+    import pyspark.sql.functions as F
+
+    (check,) = fresh
+    paths = spark.createDataFrame(
+        [
+            ("file:/data/landing/app_clickstream/2026-08-27/part-00001.jsonl",),
+            ("s3a://bucket/landing/pos_sales/2026-08-29/S001_2026-08-29.csv",),
+            ("file:/data/landing/pos_sales/late/S001.csv",),  # not in a date folder: no delivery date
+        ],
+        "_source_file string",
+    )
+    days = [row[0] for row in paths.select(F.expr(check.params["expr"])).collect()]
+    assert days == [date(2026, 8, 27), date(2026, 8, 29), None]
+
+
 def test_config_references_are_resolved(base_cfg):
     cfg = base_cfg.replace(reco={"top_n": 7})
     suite = load_suite(cfg, "gold.recommendations", gx_adapter.is_known_expectation)
