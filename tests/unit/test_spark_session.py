@@ -53,6 +53,12 @@ def test_get_spark_adopts_the_active_session(spark, base_cfg):
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
 
 
+def test_a_local_session_runs_the_throughput_garbage_collector(spark):
+    beans = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
+    # ParallelGC's collectors; G1 (the JVM default) would name "G1 Young Generation" and "G1 Old Generation".
+    assert sorted(bean.getName() for bean in beans) == ["PS MarkSweep", "PS Scavenge"]
+
+
 def test_many_input_files_are_listed_in_one_task_per_core_not_one_per_file(spark, tmp_path):
     paths = []
     for i in range(40):  # over 32 paths Spark lists them in a job (bronze reads a file per store and day)
