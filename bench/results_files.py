@@ -125,7 +125,7 @@ def _rfm(result: dict) -> list[str]:
         f"{result['as_of']}, look-back {result['lookback_days']} days. Each time reads the Parquet and computes every "
         "customer's R, F, M and 1-5 scores: Spark = `o2o.gold.rfm` (order_facts, customer_values, score_rfm; "
         "it also computes the online/offline R, F, M, channels, first channel, gaps and above-mean flags gold keeps) "
-        "into the no-op sink, in a warm session "
+        "into the no-op sink, with the customer values held in memory as the gold stage holds them, in a warm session "
         f"(warm-up run {_seconds(result['warm_up_seconds'])} s, not counted); pandas = groupby + rank-based bins; "
         "DuckDB = one SQL statement with window functions. Diagnostic, not a target: the same SQL statement run "
         "by Spark SQL (R, F, M and scores only, none of the project's omnichannel columns). Mismatches: customers whose values differ from Spark's "

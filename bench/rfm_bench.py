@@ -32,6 +32,19 @@ def spark_rfm(spark: SparkSession, data: OrderData) -> DataFrame:
     return score_rfm(customer_values(order_facts(orders, lines, as_of), as_of, data.lookback_days))
 
 
+def run_spark_rfm(spark: SparkSession, data: OrderData) -> None:
+    """The timed Spark run, as the gold stage computes RFM: the customer values held in memory once (scoring
+    reads them twice: to rank and to attach the scores), then scored into the no-op sink."""
+    as_of = date.fromisoformat(data.as_of)
+    orders = spark.read.parquet(data.orders_path)
+    lines = spark.read.parquet(data.order_lines_path)
+    values = customer_values(order_facts(orders, lines, as_of), as_of, data.lookback_days).cache()
+    try:
+        force(score_rfm(values))
+    finally:
+        values.unpersist()
+
+
 LEAN_SQL = """
 WITH amounts AS (
     SELECT order_id, SUM(amount) AS net_amount, BOOL_OR(quantity > 0) AS is_purchase
@@ -160,7 +173,7 @@ def bench_scale(spark: SparkSession, data: OrderData) -> dict:
     as_of = date.fromisoformat(data.as_of)
     threads = os.cpu_count() or 2
     with SparkJobs(spark, f"rfm {data.lines}") as jobs:
-        _, spark_run = measured(lambda: force(spark_rfm(spark, data)))
+        _, spark_run = measured(lambda: run_spark_rfm(spark, data))
     spark_run.update(jobs.counts)
     pandas_result, pandas_run = measured(
         lambda: pandas_rfm(data.orders_path, data.order_lines_path, as_of, data.lookback_days)
