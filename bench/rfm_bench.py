@@ -24,21 +24,23 @@ PLAN_MARKERS = {
 }
 
 
-def spark_rfm(spark: SparkSession, data: OrderData) -> DataFrame:
-    """gold.customer_rfm's values and scores from the Parquet folders, with the project's own transforms."""
+def customer_values_of(spark: SparkSession, data: OrderData) -> DataFrame:
+    """The gold code's customer values (R, F, M and the omnichannel facts) from the Parquet folders."""
     as_of = date.fromisoformat(data.as_of)
     orders = spark.read.parquet(data.orders_path)
     lines = spark.read.parquet(data.order_lines_path)
-    return score_rfm(customer_values(order_facts(orders, lines, as_of), as_of, data.lookback_days))
+    return customer_values(order_facts(orders, lines, as_of), as_of, data.lookback_days)
+
+
+def spark_rfm(spark: SparkSession, data: OrderData) -> DataFrame:
+    """gold.customer_rfm's values and scores from the Parquet folders, with the project's own transforms."""
+    return score_rfm(customer_values_of(spark, data))
 
 
 def run_spark_rfm(spark: SparkSession, data: OrderData) -> None:
     """The timed Spark run, as the gold stage computes RFM: the customer values held in memory once (scoring
     reads them twice: to rank and to attach the scores), then scored into the no-op sink."""
-    as_of = date.fromisoformat(data.as_of)
-    orders = spark.read.parquet(data.orders_path)
-    lines = spark.read.parquet(data.order_lines_path)
-    values = customer_values(order_facts(orders, lines, as_of), as_of, data.lookback_days).cache()
+    values = customer_values_of(spark, data).cache()
     try:
         force(score_rfm(values))
     finally:
@@ -147,9 +149,7 @@ def profile(spark: SparkSession, data: OrderData) -> dict:
     lines = spark.read.parquet(data.order_lines_path)
     steps = {
         "order_facts": lambda: order_facts(orders, lines, as_of),
-        "customer_values": lambda: customer_values(
-            order_facts(orders, lines, as_of), as_of, data.lookback_days
-        ),
+        "customer_values": lambda: customer_values_of(spark, data),
         "score_rfm (whole chain)": lambda: spark_rfm(spark, data),
     }
     result = {}

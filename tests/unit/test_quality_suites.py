@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 
+import pyspark.sql.functions as F
 import pytest
 
 from o2o.quality import gx_adapter
@@ -56,8 +57,6 @@ def test_bronze_freshness_reads_the_delivery_folder_of_each_file(spark, base_cfg
     if table == "bronze.product_catalogue":
         assert fresh == []  # a catalogue is re-sent when it changes, not daily
         return
-    import pyspark.sql.functions as F
-
     (check,) = fresh
     paths = spark.createDataFrame(
         [
