@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from decimal import Decimal
 
+import pytest
 from chispa import assert_df_equality
 
 from o2o import lake
@@ -286,7 +288,12 @@ def test_triage_shuffles_the_rows_once_and_numbers_repeated_lines(spark):
     assert triaged.select("_record_id").distinct().count() == 3  # the same line twice: two record ids
 
 
-def test_merged_persons_interactions_move_to_the_surviving_key_in_one_commit(spark, cfg):
+@pytest.mark.parametrize("keys_named_at_most", [silver_stage.MOVE_KEYS_NAMED_AT_MOST, 1])
+def test_merged_persons_interactions_move_to_the_surviving_key_in_one_commit(
+    spark, cfg, monkeypatch, keys_named_at_most
+):
+    # Two persons (C2 merged into C1): named in the MERGE condition by default, not above the limit of 1.
+    monkeypatch.setattr(silver_stage, "MOVE_KEYS_NAMED_AT_MOST", keys_named_at_most)
     # Made as the stage makes it: with deletion vectors, so the move copies no other row of the file.
     lake.ensure_table(
         spark,
@@ -321,7 +328,11 @@ def test_merged_persons_interactions_move_to_the_surviving_key_in_one_commit(spa
     assert [
         r["operation"] for r in lake.history(spark, cfg, "silver.interactions").orderBy("version").collect()
     ] == ["CREATE TABLE", "WRITE", "MERGE"]
-    move = lake.history(spark, cfg, "silver.interactions", 1).head()["operationMetrics"]
+    move = lake.history(spark, cfg, "silver.interactions", 1).head()
+    condition = move["operationParameters"]["predicate"]
+    named = re.search(r"customer_key#\d+ IN(SET)? \(?C1, ?C2\b", condition) is not None
+    assert named == (keys_named_at_most >= 2), condition
+    move = move["operationMetrics"]
     assert (move["numTargetRowsCopied"], move["numTargetRowsDeleted"], move["numTargetRowsInserted"]) == (
         "0",  # C3's row (and C1's) stay where they are; without deletion vectors their file is rewritten
         "2",

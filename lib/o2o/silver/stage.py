@@ -62,6 +62,9 @@ IDENTITY_FEEDS = (
 )
 WRITE_ORDER = ("quarantine", "products", "orders", "order_lines", "interactions")
 IDENTITY_TABLES = ("identity_edges", "customer_merges", "customers", "customer_identity")
+# Up to this many persons (merged-away and surviving keys) the interactions move names them in its MERGE
+# condition; above it the condition leaves them out (the same result, the slower plan).
+MOVE_KEYS_NAMED_AT_MOST = 10_000
 
 
 def latest_event_ts(as_of: date) -> datetime:
@@ -422,7 +425,13 @@ def _move_interactions(spark: SparkSession, cfg: Config, merges: DataFrame) -> N
             .withColumn("_delete", F.lit(False))
             .unionByName(old_rows.withColumn("_delete", F.lit(True)))
         )
-        on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in INTERACTION_KEY)
+        on = F.expr(" AND ".join(f"t.`{k}` <=> s.`{k}`" for k in INTERACTION_KEY))
+        persons = _person_keys(merges, MOVE_KEYS_NAMED_AT_MOST)
+        if persons is not None:
+            # Only these persons' rows can match. Named, they are the only target rows the MERGE joins;
+            # unnamed, it joins the source with every row of the table: 22-23 s of a 1M-line day's
+            # 100 s silver run, against 5.4 s named (2026-12-03).
+            on = on & F.col("t.customer_key").isin(persons)
         (
             DeltaTable.forPath(spark, lake.table_path(cfg, "silver.interactions"))
             .alias("t")
@@ -431,3 +440,14 @@ def _move_interactions(spark: SparkSession, cfg: Config, merges: DataFrame) -> N
             .whenNotMatchedInsert(condition="NOT s._delete", values={c: f"s.`{c}`" for c in old_rows.columns})
             .execute()
         )
+
+
+def _person_keys(merges: DataFrame, at_most: int) -> list[str] | None:
+    """The merged-away and surviving keys of `merges`, or None when there are more than `at_most` (bounded collect)."""
+    keys = (
+        merges.select(F.explode(F.array("merged_key", "surviving_key")).alias("customer_key"))
+        .distinct()
+        .limit(at_most + 1)
+        .collect()
+    )
+    return None if len(keys) > at_most else sorted(row["customer_key"] for row in keys)
