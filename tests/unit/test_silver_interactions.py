@@ -328,11 +328,11 @@ def test_merged_persons_interactions_move_to_the_surviving_key_in_one_commit(
     assert [
         r["operation"] for r in lake.history(spark, cfg, "silver.interactions").orderBy("version").collect()
     ] == ["CREATE TABLE", "WRITE", "MERGE"]
-    move = lake.history(spark, cfg, "silver.interactions", 1).head()
-    condition = move["operationParameters"]["predicate"]
+    commit = lake.history(spark, cfg, "silver.interactions", 1).head()
+    condition = commit["operationParameters"]["predicate"]
     named = re.search(r"customer_key#\d+ IN(SET)? \(?C1, ?C2\b", condition) is not None
     assert named == (keys_named_at_most >= 2), condition
-    move = move["operationMetrics"]
+    move = commit["operationMetrics"]
     assert (move["numTargetRowsCopied"], move["numTargetRowsDeleted"], move["numTargetRowsInserted"]) == (
         "0",  # C3's row (and C1's) stay where they are; without deletion vectors their file is rewritten
         "2",
