@@ -256,6 +256,62 @@ def test_new_identity_joining_a_person_keeps_its_key(spark):
     assert result.merges.count() == 0
 
 
+def test_identities_seen_again_with_nothing_new_keep_their_key_without_a_graph(spark):
+    existing_identity = identity_rows(
+        spark,
+        [("member", "M1", "K1", ts(5), "run-0"), ("mini_program", "o", "K1", ts(6), "run-0")],
+    )
+    existing_edges = edge_rows(
+        spark,
+        [
+            ("member", "M1", "member", "M1"),
+            ("member", "M1", "phone", "P"),
+            ("mini_program", "o", "phone", "P"),
+        ],
+    )
+    obs = observations(
+        spark,
+        [
+            (
+                "member",
+                "M1",
+                "M1",
+                "P",
+                None,
+                None,
+                "pos",
+                ts(2),
+            ),  # a late file: seen before its first sighting
+            ("mini_program", "o", None, "P", None, None, "mini_program", ts(9)),
+        ],
+    )
+    result = resolve_identities(obs, no_links(spark), existing_identity, existing_edges, "run-2", RUN_TS)
+
+    check(result.identity, identity_rows(spark, [("member", "M1", "K1", ts(2), "run-2")]))
+    assert result.edges.count() == 0
+    assert result.merges.count() == 0
+    check(
+        result.assignments,
+        spark.createDataFrame(
+            [("member", "M1", "K1"), ("mini_program", "o", "K1")],
+            "namespace string, source_customer_id string, customer_key string",
+        ),
+    )
+    assert result.iterations == 1  # no new identity or edge: the graph is empty, the first round ends it
+
+    existing_customers = local_frame(
+        spark,
+        [("K1", "M1", "P", None, "pos", ts(5), ["mini_program", "pos"], True, True, None, "run-0")],
+        SILVER["customers"],
+    )
+    golden = golden_customers(result.assignments, obs, existing_customers, result.merges, "run-2")
+    expected = spark.createDataFrame(
+        [("K1", "M1", "P", None, "pos", ts(2), ["mini_program", "pos"], True, True, None, "run-2")],
+        SILVER["customers"],
+    )
+    check(golden, expected)
+
+
 def test_rerun_with_same_observations_changes_nothing(spark):
     obs = observations(
         spark,

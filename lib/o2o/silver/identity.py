@@ -403,9 +403,11 @@ def resolve_identities(
 ) -> IdentityResult:
     """Persons (connected components over shared member id, phone, email and direct links) with stable keys.
 
-    Only the part of the graph reachable from this run's observations is computed: their identities and
-    edges, the existing identities that share an attribute value with them, and every identity of the
-    existing customer keys among those (an existing person is connected, so its key joins it as a whole).
+    Only what this run adds can change a person, so only that part of the graph is computed: identities
+    seen for the first time, the edges not yet in silver.identity_edges, the existing identities that share
+    a value with those edges, and every identity of the existing customer keys among those (an existing
+    person is connected, so its key joins it as a whole). An identity seen again with no new edge keeps
+    its key; a late sighting can still move its first_seen_ts.
     A component keeps its oldest existing key (earliest first_seen_ts, then smallest key); the other
     existing keys in it are merged into that one (a merge row each, all their identities re-pointed).
     A component without an existing key gets `new_customer_key(smallest node)`.
@@ -420,20 +422,26 @@ def resolve_identities(
     observed = observations.where(F.col("namespace").isNotNull() & F.col("source_customer_id").isNotNull())
     observed_first_seen = observed.groupBy(*ID).agg(F.min("seen_ts").alias("observed_first_seen_ts"))
     new_edges = observation_edges(observed, links)
-    shared_edges = existing_edges.select(*new_edges.columns).join(
-        new_edges.select("attribute", "value").distinct(), ["attribute", "value"], "left_semi"
-    )
-    touched = (
-        observed_first_seen.select(*ID)
-        .unionByName(new_edges.select(*ID))
-        .unionByName(shared_edges.select(*ID))
-        .distinct()
+    edge_columns = list(new_edges.columns)
+    # Read by the graph and returned as the new silver.identity_edges rows: computed once.
+    fresh_edges = new_edges.join(
+        existing_edges.select(*edge_columns), edge_columns, "left_anti"
+    ).localCheckpoint(eager=True)
+    shared_edges = existing_edges.select(*edge_columns).join(
+        fresh_edges.select("attribute", "value").distinct(), ["attribute", "value"], "left_semi"
     )
     known = existing_identity.select(
         F.col("channel").alias("namespace"),
         "source_customer_id",
         F.col("customer_key").alias("existing_key"),
         F.col("first_seen_ts").alias("existing_first_seen_ts"),
+    )
+    touched = (
+        observed_first_seen.select(*ID)
+        .join(known, ID, "left_anti")
+        .unionByName(fresh_edges.select(*ID))
+        .unionByName(shared_edges.select(*ID))
+        .distinct()
     )
     involved_keys = known.join(touched, ID, "left_semi").select("existing_key").distinct()
     persons = known.join(involved_keys, "existing_key", "left_semi")
@@ -450,10 +458,10 @@ def resolve_identities(
             "existing_first_seen_ts",
             F.least("observed_first_seen_ts", "existing_first_seen_ts").alias("first_seen_ts"),
         )
-        # Read twice (label start, key assignment): materialise the run's subgraph once.
+        # Read three times (label start, key assignment, the identities outside it): materialise it once.
         .localCheckpoint(eager=True)
     )
-    attribute_groups = new_edges.unionByName(shared_edges).select(
+    attribute_groups = fresh_edges.unionByName(shared_edges).select(
         identity_node(F.col("namespace"), F.col("source_customer_id")).alias("node"),
         F.concat(F.col("attribute"), F.lit(":"), F.col("value")).alias("group"),
     )
@@ -493,6 +501,20 @@ def resolve_identities(
     assigned = labelled.join(survivors, "label", "left").withColumn(
         "customer_key", F.coalesce(F.col("surviving_key"), new_customer_key(F.col("label")))
     )
+    # Identities seen again with nothing new are outside the graph: their person is unchanged, so they keep
+    # their key; only a late sighting can move their first-seen time.
+    unchanged_persons = (
+        observed_first_seen.join(known, ID)
+        .join(nodes.select(*ID), ID, "left_anti")
+        .select(
+            *ID,
+            "existing_key",
+            "existing_first_seen_ts",
+            F.least("observed_first_seen_ts", "existing_first_seen_ts").alias("first_seen_ts"),
+            F.col("existing_key").alias("customer_key"),
+        )
+    )
+    assigned = assigned.select(*unchanged_persons.columns).unionByName(unchanged_persons)
     changed = (
         F.col("existing_key").isNull()
         | (F.col("existing_key") != F.col("customer_key"))
@@ -505,10 +527,9 @@ def resolve_identities(
         "first_seen_ts",
         F.lit(run_id).alias("updated_run_id"),
     )
-    edges = new_edges.join(existing_edges, list(new_edges.columns), "left_anti")
     return IdentityResult(
         identity=identity,
-        edges=edges.select(*SILVER["identity_edges"].fieldNames()),
+        edges=fresh_edges.select(*SILVER["identity_edges"].fieldNames()),
         merges=merges,
         assignments=assigned.select(*ID, "customer_key"),
         iterations=iterations,
