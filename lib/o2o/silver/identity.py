@@ -443,6 +443,7 @@ def resolve_identities(
         .unionByName(shared_edges.select(*ID))
         .distinct()
     )
+    first_seen = F.least("observed_first_seen_ts", "existing_first_seen_ts").alias("first_seen_ts")
     involved_keys = known.join(touched, ID, "left_semi").select("existing_key").distinct()
     persons = known.join(involved_keys, "existing_key", "left_semi")
 
@@ -456,7 +457,7 @@ def resolve_identities(
             identity_node(F.col("namespace"), F.col("source_customer_id")).alias("node"),
             "existing_key",
             "existing_first_seen_ts",
-            F.least("observed_first_seen_ts", "existing_first_seen_ts").alias("first_seen_ts"),
+            first_seen,
         )
         # Read three times (label start, key assignment, the identities outside it): materialise it once.
         .localCheckpoint(eager=True)
@@ -503,18 +504,18 @@ def resolve_identities(
     )
     # Identities seen again with nothing new are outside the graph: their person is unchanged, so they keep
     # their key; only a late sighting can move their first-seen time.
-    unchanged_persons = (
+    seen_again = (
         observed_first_seen.join(known, ID)
         .join(nodes.select(*ID), ID, "left_anti")
         .select(
             *ID,
             "existing_key",
             "existing_first_seen_ts",
-            F.least("observed_first_seen_ts", "existing_first_seen_ts").alias("first_seen_ts"),
+            first_seen,
             F.col("existing_key").alias("customer_key"),
         )
     )
-    assigned = assigned.select(*unchanged_persons.columns).unionByName(unchanged_persons)
+    assigned = assigned.select(*seen_again.columns).unionByName(seen_again)
     changed = (
         F.col("existing_key").isNull()
         | (F.col("existing_key") != F.col("customer_key"))

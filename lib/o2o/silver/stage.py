@@ -316,9 +316,10 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
 
     # Identity tables last, customer_identity the very last: until it is written a rerun resolves the
     # same merges again, so a run killed in between converges.
-    # Each read by a gate and a MERGE: computed once, not once per read (edges re-derive every observation).
+    # Read by a gate and a MERGE: computed once, not once per read. The new edges were computed once by
+    # the resolver already (its graph reads them too).
     identity_rows = _pin(resolved.identity, cfg, "customer_identity")
-    edges = _pin(resolved.edges, cfg, "identity_edges")
+    edges = resolved.edges
     for table, rows in (("customers", customers), ("customer_identity", identity_rows)):
         count_and_announce(table, rows)
         # With `related`: identities of persons new in this run refer to customers not yet written.
