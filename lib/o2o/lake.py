@@ -277,6 +277,20 @@ def append(df: DataFrame, cfg: Config, name: str) -> None:
     df.write.format("delta").mode("append").option("mergeSchema", "true").save(table_path(cfg, name))
 
 
+def insert_new(df: DataFrame, cfg: Config, name: str) -> bool:
+    """Append rows whose keys the caller knows are not in the table yet: one commit, none without rows.
+
+    For sources computed as "what the table lacks" (an anti-join with it): a MERGE would join them with the
+    whole table again only to find no match. False when there is nothing to append.
+    """
+    if df.isEmpty():
+        return False
+    target = DeltaTable.forPath(df.sparkSession, table_path(cfg, name)).toDF().schema
+    columns = [F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) for f in target]
+    df.select(*columns).write.format("delta").mode("append").save(table_path(cfg, name))
+    return True
+
+
 def merge_upsert(
     df: DataFrame,
     cfg: Config,

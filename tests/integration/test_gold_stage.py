@@ -80,6 +80,8 @@ def test_gold_stage_writes_snapshots_moves_and_reruns_replace_only_their_as_of(s
         assert lake.exists(spark, cfg, f"gold.{table}"), table
         assert lake.read(spark, cfg, f"gold.{table}").schema.fieldNames() == GOLD[table].fieldNames()
     assert first.details["previous_as_of"] is None and second.details["previous_as_of"] == FIRST
+    # The campaign's list day (03-31) has its snapshot: read, not rebuilt and stored again.
+    assert first.details["campaign_lists_stored"] == {} and second.details["campaign_lists_stored"] == {}
     # Progress on the console, table by table, with the rows written.
     printed = capsys.readouterr().out
     assert re.search(r"^\d\d:\d\d:\d\d \[gold\] gold\.customer_rfm: 3 rows as of 2026-03-31$", printed, re.M)
@@ -127,6 +129,39 @@ def test_gold_stage_writes_snapshots_moves_and_reruns_replace_only_their_as_of(s
     for table in GOLD:
         assert sorted(_snapshot(spark, cfg, table, SECOND).collect(), key=repr) == second_before[table], table
     assert lake.read(spark, cfg, "gold.customer_rfm").groupBy("as_of").count().count() == 2
+
+
+def test_a_campaign_list_without_a_stored_snapshot_is_stored_as_its_day_writes_it(spark, cfg, tmp_path):
+    campaigns = tmp_path / "campaigns.yaml"
+    campaigns.write_text(
+        "campaigns:\n  - {campaign_id: spring, segments: [Champions, Loyal, Potential Loyalist, New, Promising, "
+        'Need Attention, About to Sleep, At Risk, "Can\'t Lose Them", Hibernating, Lost], start_date: 2026-04-01}\n'
+        "  - {campaign_id: standing, segments: [Champions]}\n",
+        encoding="utf-8",
+    )
+    cfg = cfg.replace(gold={"lookback_days": 60, "campaigns_file": str(campaigns), "control_share": 0.5})
+    _silver(spark, cfg)
+    columns = ["campaign_id", "customer_key", "segment", "is_control"]
+
+    # The lake's first gold run is as of 04-30: the list of 03-31 (the day before the start) was never stored.
+    first = stage.run(spark, cfg, SECOND, "run-1")
+
+    rebuilt = sorted(
+        tuple(r) for r in _snapshot(spark, cfg, "segment_targets", FIRST).select(columns).collect()
+    )
+    assert first.details["campaign_lists_stored"] == {FIRST.isoformat(): len(rebuilt)}
+    # Every campaign of that day, as in the first test: c1, c2, c3 bought in the 60 days up to 03-31.
+    assert {r[1] for r in rebuilt if r[0] == "spring"} == {"c1", "c2", "c3"}
+    effect = _snapshot(spark, cfg, "campaign_effect", SECOND).collect()
+    assert len(effect) == 1 and effect[0]["list_as_of"] == FIRST
+    assert effect[0]["treated_customers"] + effect[0]["control_customers"] == 3
+    # The stored list is the one a run as of that day writes itself (the first test shows that a later run
+    # reads such a snapshot instead of rebuilding it).
+    stage.run(spark, cfg, FIRST, "run-2")
+    written = sorted(
+        tuple(r) for r in _snapshot(spark, cfg, "segment_targets", FIRST).select(columns).collect()
+    )
+    assert written == rebuilt
 
 
 def test_gold_on_a_lake_without_silver_names_the_missing_tables_and_the_stage_to_run(spark, cfg):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pyspark.sql.functions as F
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 
 from o2o.contracts import BIG_MONEY
 from o2o.gold.rfm import PICK_UP
@@ -15,7 +15,7 @@ def customer_milestones(facts: DataFrame) -> DataFrame:
     """Per purchase order of an identified customer: is it the first purchase ever, the first in its channel group,
     the group of the customer's first purchase, and the day the customer had bought both online and offline.
 
-    Out: order_id, is_first_purchase, is_first_in_group, first_group, omnichannel_since.
+    Out: customer_key, order_id, is_first_purchase, is_first_in_group, first_group, omnichannel_since.
     """
     purchases = facts.where(F.col("is_purchase") & F.col("customer_key").isNotNull())
     ordered = Window.partitionBy("customer_key").orderBy("order_ts", "order_id")
@@ -24,6 +24,7 @@ def customer_milestones(facts: DataFrame) -> DataFrame:
     first_online = F.min(F.when(F.col("channel_group") == "online", F.col("day"))).over(whole)
     first_offline = F.min(F.when(F.col("channel_group") == "offline", F.col("day"))).over(whole)
     return purchases.select(
+        "customer_key",
         "order_id",
         (F.row_number().over(ordered) == 1).alias("is_first_purchase"),
         (F.row_number().over(ordered_in_group) == 1).alias("is_first_in_group"),
@@ -52,41 +53,55 @@ def channel_kpis(facts: DataFrame, as_of: date, lookback_days: int) -> DataFrame
     milestones = customer_milestones(facts)
     purchase = F.col("is_purchase")
     known = F.col("customer_key").isNotNull()
-    daily = (
+    purchase_by_known = purchase & known
+
+    def flag(condition: Column) -> Column:
+        # Null conditions (anonymous orders have no milestones) are false.
+        return F.max(F.coalesce(condition, F.lit(False)))
+
+    # Two steps instead of countDistinct: first one row per day, channel and customer (the facts and their
+    # milestones are both partitioned by customer, so this step shuffles nothing), then a sum of its flags.
+    # Several distinct counts in one aggregation expand every row once per count.
+    per_customer = (
         facts.where(F.col("day") >= F.lit(start))
-        .join(milestones, "order_id", "left")
-        .groupBy("day", "channel")
+        .join(milestones, ["customer_key", "order_id"], "left")
+        .groupBy("day", "channel", "customer_key")
         .agg(
-            F.sum(F.when(purchase, F.col("gross_amount")).otherwise(F.lit(0)))
-            .cast(BIG_MONEY)
-            .alias("gross_sales"),
-            F.sum("returned_amount").cast(BIG_MONEY).alias("returns"),
+            F.sum(F.when(purchase, F.col("gross_amount")).otherwise(F.lit(0))).alias("gross_sales"),
+            F.sum("returned_amount").alias("returns"),
             F.count(F.when(purchase, F.col("order_id"))).alias("orders"),
             F.count(F.when(purchase & (F.col("fulfilment") == PICK_UP), F.col("order_id"))).alias(
                 "pickup_orders"
             ),
-            F.countDistinct(F.when(purchase & known, F.col("customer_key"))).alias("active_customers"),
             F.count(F.when(F.col("is_first_purchase"), F.col("order_id"))).alias("new_customers"),
-            F.countDistinct(
-                F.when(purchase & known & (F.col("omnichannel_since") <= F.col("day")), F.col("customer_key"))
-            ).alias("omnichannel_customers"),
-            F.countDistinct(
-                F.when(
-                    F.col("is_first_in_group")
-                    & (F.col("channel_group") == "offline")
-                    & (F.col("first_group") == "online"),
-                    F.col("customer_key"),
-                )
+            flag(purchase_by_known).alias("active"),
+            flag(purchase_by_known & (F.col("omnichannel_since") <= F.col("day"))).alias("omnichannel"),
+            flag(
+                F.col("is_first_in_group")
+                & (F.col("channel_group") == "offline")
+                & (F.col("first_group") == "online")
             ).alias("online_to_offline"),
-            F.countDistinct(
-                F.when(
-                    F.col("is_first_in_group")
-                    & (F.col("channel_group") == "online")
-                    & (F.col("first_group") == "offline"),
-                    F.col("customer_key"),
-                )
+            flag(
+                F.col("is_first_in_group")
+                & (F.col("channel_group") == "online")
+                & (F.col("first_group") == "offline")
             ).alias("offline_to_online"),
         )
+    )
+
+    def customers(column: str) -> Column:
+        return F.count(F.when(F.col(column), F.lit(1)))
+
+    daily = per_customer.groupBy("day", "channel").agg(
+        F.sum("gross_sales").cast(BIG_MONEY).alias("gross_sales"),
+        F.sum("returns").cast(BIG_MONEY).alias("returns"),
+        F.sum("orders").alias("orders"),
+        F.sum("pickup_orders").alias("pickup_orders"),
+        customers("active").alias("active_customers"),
+        F.sum("new_customers").alias("new_customers"),
+        customers("omnichannel").alias("omnichannel_customers"),
+        customers("online_to_offline").alias("online_to_offline"),
+        customers("offline_to_online").alias("offline_to_online"),
     )
     return daily.select(
         F.lit(as_of).alias("as_of"),

@@ -131,7 +131,9 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
     customers = lake.read(spark, cfg, "silver.customers", version=result.input_versions["silver.customers"])
     lookback = cfg.gold.lookback_days
 
-    facts = order_facts(orders, lines, as_of).cache()
+    # Partitioned by customer: the customer values, milestones, preferences and campaign outcomes all
+    # group or window by customer, and then none of them shuffles the facts again.
+    facts = order_facts(orders, lines, as_of).repartition("customer_key").cache()
     # Rows in: the orders up to as_of that gold reads (counting also fills the cache every branch uses).
     result.rows_in = facts.count()
     # The values feed four branches of the scoring plan (three score tables and the customers themselves).
@@ -168,6 +170,9 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
         counts["segment_targets"] = _write(spark, cfg, "segment_targets", targets, as_of, run_id, accept)
 
         windows = campaign_windows(campaigns, as_of, cfg.gold.effect_window_days)
+        stored_lists = _store_missing_lists(
+            spark, cfg, facts, customers, rules, campaigns, windows, run_id, accept
+        )
         effect = _campaign_effect(spark, cfg, facts, customers, rules, campaigns, windows, as_of)
         counts["campaign_effect"] = _write(spark, cfg, "campaign_effect", effect, as_of, run_id, accept)
     finally:
@@ -183,8 +188,51 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
         "rows": counts,
         "previous_as_of": previous_as_of,
         "recommendations_joined": recommendations is not None,
+        "campaign_lists_stored": stored_lists,
     }
     return result
+
+
+def _store_missing_lists(
+    spark: SparkSession,
+    cfg: Config,
+    facts: DataFrame,
+    customers: DataFrame,
+    rules: SegmentRules,
+    campaigns: tuple[Campaign, ...],
+    windows: dict[str, tuple[date, date]],
+    run_id: str,
+    accept: tuple[str, ...],
+) -> dict[str, int]:
+    """The gold.segment_targets snapshot of each started campaign's list day that has none, as that day's run writes it.
+
+    A campaign that started before the lake's first gold run (a backfill, a new deployment) has no stored list.
+    Rebuilt on the first run that measures it and stored, it is what every later run reads: the list is
+    scored once, not again on every run, and the effect is measured on the same list each day.
+    Returns list day (ISO) -> rows stored.
+    """
+    stored = {}
+    for start, _ in sorted(set(windows.values())):
+        list_as_of = start - timedelta(days=1)
+        if list_as_of.isoformat() in stored:
+            continue
+        existing = _snapshot(spark, cfg, "gold.segment_targets", list_as_of)
+        if existing is not None and not existing.isEmpty():
+            continue
+        lookback = cfg.gold.lookback_days
+        targets = segment_targets(
+            customer_rfm(customer_values(facts, list_as_of, lookback), list_as_of, rules),
+            customers,
+            customer_preferences(facts, list_as_of, lookback),
+            campaigns,
+            cfg.gold.control_share,
+            list_as_of,
+            _recommendations(spark, cfg, list_as_of),
+        )
+        stored[list_as_of.isoformat()] = _write(
+            spark, cfg, "segment_targets", targets, list_as_of, run_id, accept
+        )
+    return stored
 
 
 def _campaign_effect(

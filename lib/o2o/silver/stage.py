@@ -336,7 +336,9 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
         )
     for table in IDENTITY_TABLES:
         lake.ensure_table(spark, cfg, f"silver.{table}", SILVER[table], change_feed=True)
-    lake.merge_upsert(edges, cfg, "silver.identity_edges", SILVER_KEYS["identity_edges"])
+    # The resolver's new edges are exactly those not yet in the table (an edge's columns are its key): appended.
+    # A rerun after a kill finds the appended ones in the table and adds none twice.
+    lake.insert_new(edges, cfg, "silver.identity_edges")
     lake.merge_upsert(
         merges,
         cfg,
