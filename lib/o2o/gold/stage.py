@@ -219,20 +219,33 @@ def _store_missing_lists(
         existing = _snapshot(spark, cfg, "gold.segment_targets", list_as_of)
         if existing is not None and not existing.isEmpty():
             continue
-        lookback = cfg.gold.lookback_days
-        targets = segment_targets(
-            customer_rfm(customer_values(facts, list_as_of, lookback), list_as_of, rules),
-            customers,
-            customer_preferences(facts, list_as_of, lookback),
-            campaigns,
-            cfg.gold.control_share,
-            list_as_of,
-            _recommendations(spark, cfg, list_as_of),
-        )
+        targets = _lists_of_day(spark, cfg, facts, customers, rules, campaigns, list_as_of)
         stored[list_as_of.isoformat()] = _write(
             spark, cfg, "segment_targets", targets, list_as_of, run_id, accept
         )
     return stored
+
+
+def _lists_of_day(
+    spark: SparkSession,
+    cfg: Config,
+    facts: DataFrame,
+    customers: DataFrame,
+    rules: SegmentRules,
+    campaigns: tuple[Campaign, ...],
+    day: date,
+) -> DataFrame:
+    """The campaigns' lists of `day` rebuilt from the facts, as that day's run writes gold.segment_targets."""
+    lookback = cfg.gold.lookback_days
+    return segment_targets(
+        customer_rfm(customer_values(facts, day, lookback), day, rules),
+        customers,
+        customer_preferences(facts, day, lookback),
+        campaigns,
+        cfg.gold.control_share,
+        day,
+        _recommendations(spark, cfg, day),
+    )
 
 
 def _campaign_effect(
@@ -248,9 +261,9 @@ def _campaign_effect(
     """Effect of every started campaign, on the list as it was the day before its start.
 
     The stored gold.segment_targets snapshot of that day is used when it exists (the list really sent);
-    otherwise the list is rebuilt from silver with the same pure transforms.
+    otherwise the list is rebuilt from silver with the same pure transforms (_store_missing_lists has stored
+    it unless that day's snapshot exists without this campaign).
     """
-    lookback = cfg.gold.lookback_days
     by_id = {c.campaign_id: c for c in campaigns}
     outcomes = None
     for campaign_id, (start, end) in windows.items():
@@ -259,11 +272,7 @@ def _campaign_effect(
         if stored is not None and stored.where(F.col("campaign_id") == campaign_id).limit(1).count() == 1:
             targets = stored
         else:
-            rfm = customer_rfm(customer_values(facts, list_as_of, lookback), list_as_of, rules)
-            preferences = customer_preferences(facts, list_as_of, lookback)
-            targets = segment_targets(
-                rfm, customers, preferences, (by_id[campaign_id],), cfg.gold.control_share, list_as_of
-            )
+            targets = _lists_of_day(spark, cfg, facts, customers, rules, (by_id[campaign_id],), list_as_of)
         listed = targets.where(F.col("campaign_id") == campaign_id).select(
             "campaign_id",
             "customer_key",
