@@ -277,17 +277,22 @@ def append(df: DataFrame, cfg: Config, name: str) -> None:
     df.write.format("delta").mode("append").option("mergeSchema", "true").save(table_path(cfg, name))
 
 
+def _in_table_schema(df: DataFrame, target: DeltaTable) -> DataFrame:
+    """The frame's columns in the table's order and types, for an append."""
+    return df.select(*[F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) for f in target.toDF().schema])
+
+
 def insert_new(df: DataFrame, cfg: Config, name: str) -> bool:
     """Append rows whose keys the caller knows are not in the table yet: one commit, none without rows.
 
     For sources computed as "what the table lacks" (an anti-join with it): a MERGE would join them with the
-    whole table again only to find no match. False when there is nothing to append.
+    whole table again only to find no match. False when there is nothing to append. The frame is read twice
+    (the emptiness check, the write): pass a materialised one.
     """
     if df.isEmpty():
         return False
-    target = DeltaTable.forPath(df.sparkSession, table_path(cfg, name)).toDF().schema
-    columns = [F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) for f in target]
-    df.select(*columns).write.format("delta").mode("append").save(table_path(cfg, name))
+    target = DeltaTable.forPath(df.sparkSession, table_path(cfg, name))
+    _in_table_schema(df, target).write.format("delta").mode("append").save(table_path(cfg, name))
     return True
 
 
@@ -378,8 +383,7 @@ def merge_upsert(
             # A table without data (its first load): every row is an insert, and an append writes them
             # without MERGE's join against the target. A killed append commits nothing; the rerun
             # finds the table empty again.
-            columns = [F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) for f in target.toDF().schema]
-            first_load = rows.select(*columns)
+            first_load = _in_table_schema(rows, target)
             writer = first_load.write
             if prune_by is not None:
                 writer = first_load.orderBy(prune_by).write.option("maxRecordsPerFile", CLUSTERED_FILE_ROWS)

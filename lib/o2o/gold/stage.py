@@ -212,10 +212,8 @@ def _store_missing_lists(
     Returns list day (ISO) -> rows stored.
     """
     stored = {}
-    for start, _ in sorted(set(windows.values())):
+    for start in sorted({start for start, _ in windows.values()}):
         list_as_of = start - timedelta(days=1)
-        if list_as_of.isoformat() in stored:
-            continue
         existing = _snapshot(spark, cfg, "gold.segment_targets", list_as_of)
         if existing is not None and not existing.isEmpty():
             continue
