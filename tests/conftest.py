@@ -18,7 +18,7 @@ from o2o.gold.segments import load_segment_rules
 from o2o.pipeline import run_pipeline, run_stage
 from o2o.sources.generator import MANIFEST, generate
 from o2o.spark import get_spark
-from processes import SHORT_LIVED_JVM_ENV
+from processes import NO_CODEGEN_SPARK_CONF, SHORT_LIVED_JVM_ENV
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -40,8 +40,9 @@ def base_cfg() -> Config:
     """The local config with a small Spark: local[2], UI off, two shuffle partitions.
 
     Data Docs rendering is off by default here (it costs seconds per gate); the tests of the docs turn it on.
-    Spark's code generation stays on: with whole-stage codegen off every operator is an RDD of its own, and
-    the ALS lineage of the sample-lake test grew deep enough to overflow the task deserializer's stack.
+    Expressions are interpreted, not compiled (processes.NO_CODEGEN_SPARK_CONF). Whole-stage code generation
+    stays on: with it off every operator is an RDD of its own, and the ALS lineage of the sample-lake test
+    grew deep enough to overflow the task deserializer's stack.
     """
     return load_config(
         "local",
@@ -52,6 +53,9 @@ def base_cfg() -> Config:
                 "shuffle_partitions": 2,
                 "ui_enabled": False,
                 "driver_memory": "3g",
+                "extra": {
+                    "spark.sql.codegen.factoryMode": NO_CODEGEN_SPARK_CONF["spark.sql.codegen.factoryMode"]
+                },
             },
             "quality": {"data_docs": False},
         },
@@ -137,6 +141,7 @@ class SampleLake:
             "O2O__SPARK__SHUFFLE_PARTITIONS": "2",
             "O2O__SPARK__UI_ENABLED": "false",
             "O2O__SPARK__DRIVER_MEMORY": "1g",
+            "O2O__SPARK__EXTRA": json.dumps(NO_CODEGEN_SPARK_CONF),
             **SHORT_LIVED_JVM_ENV,  # the process runs one notebook or command
         }
 

@@ -104,7 +104,9 @@ def stage_frame(df: DataFrame, cfg: Config, stage: str, name: str) -> DataFrame:
     # Parquet would fill each dictionary only to give it up. Measured on silver's sample run (JFR,
     # 2026-12-03): 10% of the JVM's samples were in its dictionary writer. Read once or twice, then deleted.
     df.write.mode("overwrite").option("parquet.enable.dictionary", "false").parquet(path)
-    return df.sparkSession.read.parquet(path)
+    # With the schema given, the read skips Parquet schema inference, which is a Spark job of its own
+    # (one task reading a footer) for every scratch frame.
+    return df.sparkSession.read.schema(df.schema).parquet(path)
 
 
 def clear_staging(spark: SparkSession, cfg: Config, stage: str) -> None:

@@ -17,7 +17,7 @@ import pyspark
 
 from o2o.config import load_config
 from o2o.spark import DELTA_CATALOG, DELTA_EXTENSION, cached_delta_jars
-from processes import SHORT_LIVED_JVM_ENV
+from processes import NO_CODEGEN_SPARK_CONF, SHORT_LIVED_JVM_ENV
 
 PROJECT = Path(__file__).resolve().parents[2]
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
@@ -30,7 +30,25 @@ TEST_CLUSTER_DEFAULTS = {
     "spark.databricks.delta.snapshotPartitions": "2",
     "spark.locality.wait": "0s",
     "spark.ui.enabled": "false",
+    **NO_CODEGEN_SPARK_CONF,  # 18 short-lived JVMs (drivers and executors) would each compile the same code
 }
+
+# The test cluster's log4j2.properties: warnings and errors only, as a shared cluster's admin would set it,
+# except the daemons' own lines (applications registered and removed, executors launched). At Spark's INFO
+# default every job and task writes lines (2026-12-04: 2,711 from the README's bronze application's driver,
+# 3,669 from one executor of the DAG's silver), and the DAG's SparkSubmitOperator passes each driver line
+# through Airflow's task logging.
+TEST_CLUSTER_LOG4J = """\
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+logger.deploy.name = org.apache.spark.deploy
+logger.deploy.level = info
+"""
 
 
 def free_port() -> int:
@@ -106,6 +124,7 @@ def standalone_cluster(folder: Path, workers: int = 2) -> Iterator[dict]:
     (conf_dir / "spark-defaults.conf").write_text(
         "".join(f"{key} {value}\n" for key, value in TEST_CLUSTER_DEFAULTS.items())
     )
+    (conf_dir / "log4j2.properties").write_text(TEST_CLUSTER_LOG4J)
     env = {
         **os.environ,
         "SPARK_HOME": str(SPARK_HOME),
@@ -113,6 +132,7 @@ def standalone_cluster(folder: Path, workers: int = 2) -> Iterator[dict]:
         "SPARK_LOG_DIR": str(logs),
         "SPARK_WORKER_DIR": str(folder / "work"),
         "SPARK_DAEMON_MEMORY": "256m",
+        "SPARK_CONF_DIR": str(conf_dir),  # the daemons and their executors log as the jobs do
         **SHORT_LIVED_JVM_ENV,  # the daemons and the executors they start (one per application)
     }
     port, webui = free_port(), free_port()

@@ -115,8 +115,7 @@ def test_a_failing_stage_fails_its_task_and_nothing_downstream_runs(airflow_home
     assert not (tmp_path / "lake").exists()
 
 
-@pytest.mark.slow
-@pytest.mark.pipeline  # 8 minutes alone on 2 cores, 11 beside other tests: `make test-pipeline`, not CI (README)
+@pytest.mark.slow  # about 6 minutes alone on 2 cores (2026-12-04: 348 s), 8 beside the other tests (499 s)
 def test_spark_submit_and_the_dag_run_every_stage_on_a_standalone_cluster_from_dist(
     airflow_home, spark, base_cfg, tmp_path, monkeypatch
 ):
