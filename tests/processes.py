@@ -21,8 +21,9 @@ SHORT_LIVED_JVM_ENV = {"JAVA_TOOL_OPTIONS": "-XX:TieredStopAtLevel=1"}
 # stage) and expression (projections, predicates, orderings); on a few thousand rows compiling costs more
 # than the compiled code saves, in every JVM that runs the query again (a cluster's driver and each of its
 # executors). `factoryMode` is Spark's own switch for its tests; production keeps code generation on.
-# Measured (2026-12-04, 2 cores, no other load): the sample lake's stages in a fresh JVM, 160-190 s -> 130-150 s
-# (silver 53-61 -> 43-46 s, gold 19 -> 14 s); the standalone-cluster test 400 -> 348 s.
+# Measured (2026-12-04, 2 cores): the sample lake's stages in a fresh JVM, 160-190 s -> 130-150 s (silver
+# 53-61 -> 43-46 s, gold 19 -> 14 s); the standalone-cluster test alone 392 -> 348 s; `make test` with that
+# test in it, 17 min 22 s -> 13 min 38 s.
 NO_CODEGEN_SPARK_CONF = {
     "spark.sql.codegen.wholeStage": "false",
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
