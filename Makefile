@@ -40,8 +40,7 @@ demo: setup
 # stage's time is single-threaded driver work (planning, Delta log, Great Expectations), so two processes
 # keep both cores busy. The sample lake's tests share one worker (one build). Airflow is installed for the
 # DAG's tests (spark-submit and the whole DAG on a standalone cluster among them). Tests marked `pipeline`
-# (the silver stage on hand-made bronze, a killed silver run, UCI data through silver) run with
-# `make test-pipeline`.
+# (the silver stage on hand-made bronze, UCI data through silver) run with `make test-pipeline`.
 test: setup $(AIRFLOW_STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15 -m "not pipeline"
 

@@ -173,21 +173,25 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     as_of = cfg.generator.start_date + timedelta(days=days - 1)
     spark = _spark(cfg)
     run_pipeline(spark, cfg, as_of)
-    print(summary(spark, cfg, as_of))
-    from o2o.report import build_report
+    from o2o.report import build_report, table_versions
 
-    print(f"report: {build_report(spark, cfg, as_of)} (open it in a browser)")
+    tables = table_versions(spark, cfg)  # looked up once for the summary and the report
+    print(summary(spark, cfg, as_of, tables))
+    print(f"report: {build_report(spark, cfg, as_of, tables)} (open it in a browser)")
     print(f"demo finished in {time.perf_counter() - started:.0f}s; lake at {cfg.resolve(cfg.lake.root)}")
     return 0
 
 
-def summary(spark, cfg: Config, as_of: date) -> str:
-    """A short text summary of the lake after a run: tables, last runs, quarantine reasons."""
+def summary(spark, cfg: Config, as_of: date, tables: list[dict] | None = None) -> str:
+    """A short text summary of the lake after a run: tables, last runs, quarantine reasons.
+
+    `tables`: report.table_versions' rows when the caller already has them.
+    """
     from o2o import lake
     from o2o.report import table_versions
 
     lines = ["", f"Lake summary as of {as_of.isoformat()}", f"{'table':<34}{'version':>8}{'rows':>12}"]
-    for row in table_versions(spark, cfg):
+    for row in tables if tables is not None else table_versions(spark, cfg):
         lines.append(f"{row['table']:<34}{row['version']:>8}{row['rows']:>12,}")
     if lake.exists(spark, cfg, "silver.quarantine"):
         lines.append("\nQuarantine by feed and reason")

@@ -725,7 +725,11 @@ def section_runs(spark: SparkSession, cfg: Config, as_of: date) -> str:
 
 
 def section_tables(spark: SparkSession, cfg: Config, as_of: date) -> str:
-    rows = table_versions(spark, cfg)
+    return tables_html(table_versions(spark, cfg))
+
+
+def tables_html(rows: Sequence[dict]) -> str:
+    """The table-versions section from table_versions' rows."""
     if not rows:
         raise NotComputed("the lake holds no tables yet")
     return html_table(
@@ -879,16 +883,20 @@ def render_page(cfg: Config, as_of: date, body_sections: Sequence[tuple[Section,
     )
 
 
-def build_report(spark: SparkSession, cfg: Config, as_of: date) -> str:
+def build_report(spark: SparkSession, cfg: Config, as_of: date, tables: Sequence[dict] | None = None) -> str:
     """Write <reports dir>/demo_report.html about the lake as of `as_of` and return its path.
 
     Every section reads small aggregates only; a section whose table is missing says "not computed yet",
-    and one that fails to draw shows its error instead of stopping the report.
+    and one that fails to draw shows its error instead of stopping the report. `tables`: table_versions'
+    rows when the caller already has them.
     """
     drawn = []
     for section in SECTIONS:
         try:
-            content = section.draw(spark, cfg, as_of)
+            if section.draw is section_tables and tables is not None:
+                content = tables_html(tables)
+            else:
+                content = section.draw(spark, cfg, as_of)
         except NotComputed as missing:
             content = f'<p class="missing">Not computed yet: {_esc(missing)}.</p>'
         except Exception as exc:  # a broken section must not cost the rest of the report

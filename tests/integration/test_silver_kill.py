@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import shutil
 
-import pytest
-
 from o2o import lake
 from o2o.contracts import SILVER
 from o2o.pipeline import run_stage
 from processes import delta_commit, kill_o2o_when
-
-# A whole silver run and most of another on the sample lake (about 5 minutes): `make test-pipeline`.
-pytestmark = pytest.mark.pipeline
 
 # Who wrote a row and when differs between two runs by design; everything else must be identical.
 RUN_COLUMNS = ("run_id", "updated_run_id", "merged_at", "quarantined_at")

@@ -6,13 +6,10 @@ import re
 from datetime import date, datetime, timezone
 
 import pyspark.sql.functions as F
-import pytest
 
 from o2o import lake
 from o2o.contracts import FEEDS, SILVER, bronze_schema, bronze_table
 from o2o.silver import stage
-
-pytestmark = pytest.mark.pipeline
 
 AS_OF = date(2026, 6, 12)
 # Not inside a longer token: a 64-hex hash often holds a run of 11 digits.

@@ -1,7 +1,7 @@
 """Lake helpers: table versions from the commit log, the stage scratch folder, MERGE upserts (also pruned by a
 key column)."""
 
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -21,6 +21,23 @@ def test_version_follows_every_commit(spark, cfg):
     lake.append(spark.createDataFrame([(2, "b")], SCHEMA), cfg, "ops.things")
     history = DeltaTable.forPath(spark, lake.table_path(cfg, "ops.things")).history()
     assert lake.version(spark, cfg, "ops.things") == 2 == history.agg({"version": "max"}).head()[0]
+
+
+def test_last_commit_and_status_agree_with_deltas_history(spark, cfg):
+    assert lake.last_commit(spark, cfg, "ops.things") is None
+    lake.ensure_table(spark, cfg, "ops.things", spark.createDataFrame([], SCHEMA).schema)
+    lake.append(spark.createDataFrame([(1, "a"), (2, "b")], SCHEMA), cfg, "ops.things")
+    lake.merge_upsert(spark.createDataFrame([(2, "B"), (3, "c")], SCHEMA), cfg, "ops.things", ("id",))
+
+    last = lake.last_commit(spark, cfg, "ops.things")
+    newest = lake.history(spark, cfg, "ops.things", 1).head()
+    assert (last["version"], last["operation"]) == (2, "MERGE") == (newest["version"], newest["operation"])
+    # PySpark hands timestamps over in the Python process's local time; last_commit's are UTC.
+    history_utc = newest["timestamp"].astimezone(timezone.utc).replace(tzinfo=None)
+    assert abs((last["written"] - history_utc).total_seconds()) < 0.001
+    assert lake.table_status(spark, cfg, ["ops.missing", "ops.things"]) == [
+        {"table": "ops.things", "version": 2, "operation": "MERGE", "written": last["written"], "rows": 3}
+    ]
 
 
 def test_staged_frame_is_read_back_from_the_scratch_folder_and_cleared(spark, cfg):
