@@ -39,8 +39,8 @@ demo: setup
 # The test suite in TEST_WORKERS processes (pytest-xdist), each with its own local[2] Spark: most of a small
 # stage's time is single-threaded driver work (planning, Delta log, Great Expectations), so two processes
 # keep both cores busy. The sample lake's tests share one worker (one build). Airflow is installed for the
-# DAG's tests (spark-submit and the whole DAG on a standalone cluster among them). The test marked
-# `pipeline` (UCI data through bronze and silver) runs with `make test-pipeline`.
+# DAG's tests (spark-submit and the whole DAG on a standalone cluster among them). Tests marked `pipeline`
+# (the silver stage on hand-made bronze, UCI data through silver) run with `make test-pipeline`.
 test: setup $(AIRFLOW_STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15 -m "not pipeline"
 

@@ -6,10 +6,14 @@ import re
 from datetime import date, datetime, timezone
 
 import pyspark.sql.functions as F
+import pytest
 
 from o2o import lake
 from o2o.contracts import FEEDS, SILVER, bronze_schema, bronze_table
 from o2o.silver import stage
+
+# Four silver runs on hand-made bronze (about 2 minutes beside the other tests): `make test-pipeline`.
+pytestmark = pytest.mark.pipeline
 
 AS_OF = date(2026, 6, 12)
 # Not inside a longer token: a 64-hex hash often holds a run of 11 digits.
