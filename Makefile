@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(CHECKSUM)
 AIRFLOW_STAMP := $(VENV)/.airflow-$(CHECKSUM)
 TEST_WORKERS ?= 2
 
-.PHONY: setup demo test test-pipeline lint format dist bench bench-reco clean check-java
+.PHONY: setup demo test lint format dist bench bench-reco clean check-java
 
 check-java:
 	@command -v java >/dev/null 2>&1 || [ -x "$$JAVA_HOME/bin/java" ] || { \
@@ -39,13 +39,9 @@ demo: setup
 # The test suite in TEST_WORKERS processes (pytest-xdist), each with its own local[2] Spark: most of a small
 # stage's time is single-threaded driver work (planning, Delta log, Great Expectations), so two processes
 # keep both cores busy. The sample lake's tests share one worker (one build). Airflow is installed for the
-# DAG's tests (spark-submit and the whole DAG on a standalone cluster among them). Tests marked `pipeline`
-# (the silver stage on hand-made bronze, UCI data through silver) run with `make test-pipeline`.
+# DAG's tests (spark-submit and the whole DAG on a standalone cluster among them).
 test: setup $(AIRFLOW_STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15 -m "not pipeline"
-
-test-pipeline: setup $(AIRFLOW_STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15 -m pipeline
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 lint:
 	$(BIN)/ruff check lib jobs tests dags bench

@@ -32,7 +32,7 @@ from o2o.silver.identity import MEMBER
 from o2o.sources.online_retail import to_landing
 from realdata import require_data
 
-pytestmark = [pytest.mark.real_data, pytest.mark.pipeline]
+pytestmark = pytest.mark.real_data
 
 STORE = "S008"  # a London store in conf/base.yaml: invoice times are UK local time
 LAST_DAY = date(2010, 12, 9)

@@ -6,14 +6,12 @@ import re
 from datetime import date, datetime, timezone
 
 import pyspark.sql.functions as F
-import pytest
 
 from o2o import lake
 from o2o.contracts import FEEDS, SILVER, bronze_schema, bronze_table
 from o2o.silver import stage
 
-# Four silver runs on hand-made bronze (about 2 minutes beside the other tests): `make test-pipeline`.
-pytestmark = pytest.mark.pipeline
+# Three silver runs on hand-made bronze.
 
 AS_OF = date(2026, 6, 12)
 # Not inside a longer token: a 64-hex hash often holds a run of 11 digits.
@@ -258,7 +256,9 @@ def test_silver_stage_end_to_end(spark, cfg, capsys):
     assert again.details == {"nothing_new": True}
     assert versions(spark, cfg) == before
 
-    # A newer status wins; the same record redelivered changes nothing; a new person's first order.
+    # One increment, three cases against what silver holds: o1's newer status wins (its earlier record,
+    # redelivered, changes nothing); o2's older state arrives after silver has the pick-up's completed state
+    # and never wins; a new person's first order.
     append_bronze(
         spark,
         cfg,
@@ -266,14 +266,30 @@ def test_silver_stage_end_to_end(spark, cfg, capsys):
         [
             online("o1", "shipped", "2026-06-11T09:00:00+08:00"),
             online("o1", "paid", "2026-06-10T10:00:00+08:00"),
+            online(
+                "o2",
+                "created",
+                "2026-06-10T09:00:00+08:00",
+                channel="app",
+                customer_id="acc-2",
+                phone=None,
+                email="bo@example.com",
+                fulfilment="pickup",
+                pickup_store_id="S002",
+            ),
             online("o9", "paid", "2026-06-11T10:00:00+08:00", customer_id="acc-9", phone=None, email=None),
         ],
         "online_orders/2026-06-11/a.jsonl",
     )
     second = stage.run(spark, cfg, AS_OF, "silver-3")
-    assert second.details["reconciliation"]["online_orders"]["bronze_rows"] == 3
-    assert second.details["reconciliation"]["online_orders"]["balanced"]
-    assert order(spark, cfg, "o1")[0]["status"] == "shipped"
+    entry = second.details["reconciliation"]["online_orders"]
+    assert (entry["bronze_rows"], entry["silver_rows"]) == (4, 2) and entry["balanced"], entry
+    assert entry["duplicates"] == {"superseded_status_update": 2}, entry
+    (o1,) = order(spark, cfg, "o1")
+    assert (o1["status"], o1["updated_ts"]) == ("shipped", datetime(2026, 6, 11, 1, 0))
+    (o2_after,) = order(spark, cfg, "o2")
+    assert o2_after.asDict() == o2.asDict()
+    assert len(order(spark, cfg, "o9")) == 1
     # The new person's identity refers to a customer written in the same run: no reference warning.
     references = (
         lake.read(spark, cfg, "ops.dq_results")
@@ -283,18 +299,5 @@ def test_silver_stage_end_to_end(spark, cfg, capsys):
     )
     assert ("silver.customer_identity", True) in {tuple(r) for r in references}, references
     assert all(r["success"] for r in references), references
-
-    # An older state arriving later never wins.
-    append_bronze(
-        spark,
-        cfg,
-        "online_orders",
-        [online("o1", "created", "2026-06-10T09:00:00+08:00")],
-        "online_orders/2026-06-10/late.jsonl",
-    )
-    third = stage.run(spark, cfg, AS_OF, "silver-4")
-    assert third.details["reconciliation"]["online_orders"]["duplicates"] == {"superseded_status_update": 1}
-    (o1,) = order(spark, cfg, "o1")
-    assert (o1["status"], o1["updated_ts"]) == ("shipped", datetime(2026, 6, 11, 1, 0))
 
     assert_no_raw_pii(spark, cfg)
