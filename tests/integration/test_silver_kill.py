@@ -37,5 +37,6 @@ def test_killed_silver_run_then_rerun_equals_the_clean_run(spark, sample_lake, t
         clean = lake.read(spark, sample_lake.cfg, f"silver.{table}")
         columns = [c for c in SILVER[table].fieldNames() if c not in RUN_COLUMNS]
         rerun, clean = rerun.select(*columns), clean.select(*columns)
+        # As multisets: the same size and nothing of the rerun missing from the clean run means equal.
         assert rerun.count() == clean.count(), table
-        assert rerun.exceptAll(clean).isEmpty() and clean.exceptAll(rerun).isEmpty(), table
+        assert rerun.exceptAll(clean).isEmpty(), table
