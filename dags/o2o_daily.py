@@ -3,7 +3,8 @@
 Each task runs `jobs/<stage>.py --env <env> --as-of <logical date>` through the Spark provider's
 SparkSubmitOperator. The quality gates run inside each stage: a failed critical expectation makes the
 job exit non-zero, spark-submit passes that on, the task fails and nothing downstream runs. Stages are
-idempotent, so a retry or a rerun of a date leaves the lake as one clean run would.
+idempotent, so a retry or a rerun of a date leaves every table as one clean run would, except that train
+registers one more model version (fitted on the same data with the same seed).
 
 Where things are (read when the DAG is parsed, so set them on the scheduler and the workers):
   O2O_HOME          folder holding jobs/ and conf/ (default: the project folder above dags/; `make dist`
