@@ -1,4 +1,4 @@
-"""Silver stage on a temp lake: reconciliation, idempotent rerun, newer wins across runs, BOPIS once, quarantine, no PII."""
+"""Silver stage on a temp lake: reconciliation, idempotent rerun, newer wins and stable keys across runs, BOPIS once, no PII."""
 
 from __future__ import annotations
 
@@ -33,6 +33,17 @@ def append_bronze(spark, cfg, feed: str, rows: list[dict], source_file: str) -> 
     lake.append(df, cfg, bronze_table(feed))
 
 
+# o2: an app order to pick up in store (its POS copy, receipt R9, names it); a new account, e-mail only.
+O2_PICK_UP = {
+    "channel": "app",
+    "customer_id": "acc-2",
+    "phone": None,
+    "email": "bo@example.com",
+    "fulfilment": "pickup",
+    "pickup_store_id": "S002",
+}
+
+
 def online(order_id, status, updated_ts, **extra) -> dict:
     row = {
         "order_id": order_id,
@@ -58,17 +69,7 @@ def first_increment(spark, cfg) -> None:
         "online_orders",
         [
             online("o1", "paid", "2026-06-10T10:00:00+08:00"),
-            online(
-                "o2",
-                "paid",
-                "2026-06-10T11:00:00+08:00",
-                channel="app",
-                customer_id="acc-2",
-                phone=None,
-                email="bo@example.com",
-                fulfilment="pickup",
-                pickup_store_id="S002",
-            ),
+            online("o2", "paid", "2026-06-10T11:00:00+08:00", **O2_PICK_UP),
             online("o3", "paid", "2026-06-10T11:00:00+08:00", items=[("sku-a", 1, -3.0)]),
             {"_corrupt_record": '{"order_id": "o4", ', "_raw": '{"order_id": "o4", '},
         ],
@@ -184,6 +185,12 @@ def versions(spark, cfg) -> dict:
     return {name: lake.version(spark, cfg, name) for name in names}
 
 
+def identity_keys(spark, cfg) -> dict:
+    """(namespace, source id) -> customer_key of every row of silver.customer_identity."""
+    rows = lake.read(spark, cfg, "silver.customer_identity").collect()
+    return {(r["channel"], r["source_customer_id"]): r["customer_key"] for r in rows}
+
+
 def order(spark, cfg, order_id: str):
     return lake.read(spark, cfg, "silver.orders").where(F.col("order_id") == order_id).collect()
 
@@ -256,9 +263,11 @@ def test_silver_stage_end_to_end(spark, cfg, capsys):
     assert again.details == {"nothing_new": True}
     assert versions(spark, cfg) == before
 
-    # One increment, three cases against what silver holds: o1's newer status wins (its earlier record,
+    # One increment, four cases against what silver holds: o1's newer status wins (its earlier record,
     # redelivered, changes nothing); o2's older state arrives after silver has the pick-up's completed state
-    # and never wins; a new person's first order.
+    # and never wins; a new person's first order; o7 links two existing persons (acc-1's person, seen first
+    # on 06-09, and the mini-program user open-5, first seen on 06-10, by open-5's bound phone).
+    keys_before = identity_keys(spark, cfg)
     append_bronze(
         spark,
         cfg,
@@ -266,30 +275,42 @@ def test_silver_stage_end_to_end(spark, cfg, capsys):
         [
             online("o1", "shipped", "2026-06-11T09:00:00+08:00"),
             online("o1", "paid", "2026-06-10T10:00:00+08:00"),
-            online(
-                "o2",
-                "created",
-                "2026-06-10T09:00:00+08:00",
-                channel="app",
-                customer_id="acc-2",
-                phone=None,
-                email="bo@example.com",
-                fulfilment="pickup",
-                pickup_store_id="S002",
-            ),
+            online("o2", "created", "2026-06-10T09:00:00+08:00", **O2_PICK_UP),
             online("o9", "paid", "2026-06-11T10:00:00+08:00", customer_id="acc-9", phone=None, email=None),
+            online("o7", "paid", "2026-06-11T11:00:00+08:00", phone="13900001111", email=None),
         ],
         "online_orders/2026-06-11/a.jsonl",
     )
     second = stage.run(spark, cfg, AS_OF, "silver-3")
     entry = second.details["reconciliation"]["online_orders"]
-    assert (entry["bronze_rows"], entry["silver_rows"]) == (4, 2) and entry["balanced"], entry
+    assert (entry["bronze_rows"], entry["silver_rows"]) == (5, 3) and entry["balanced"], entry
     assert entry["duplicates"] == {"superseded_status_update": 2}, entry
     (o1,) = order(spark, cfg, "o1")
     assert (o1["status"], o1["updated_ts"]) == ("shipped", datetime(2026, 6, 11, 1, 0))
     (o2_after,) = order(spark, cfg, "o2")
     assert o2_after.asDict() == o2.asDict()
     assert len(order(spark, cfg, "o9")) == 1
+    # Stable keys: the older person's key survives, the other is recorded as merged into it and every one
+    # of its identities, its customer row and its interactions move; no other identity changes its key.
+    older, younger = keys_before[("online_account", "acc-1")], keys_before[("mini_program", "open-5")]
+    assert older != younger
+    merges = lake.read(spark, cfg, "silver.customer_merges").select("merged_key", "surviving_key", "run_id")
+    assert [tuple(r) for r in merges.collect()] == [(younger, older, "silver-3")]
+    keys_after = identity_keys(spark, cfg)
+    new_person = keys_after.pop(("online_account", "acc-9"))
+    assert new_person not in keys_before.values()
+    assert keys_after == {source: older if key == younger else key for source, key in keys_before.items()}
+    customers = {r["customer_key"] for r in lake.read(spark, cfg, "silver.customers").collect()}
+    assert customers == set(keys_after.values()) | {new_person}
+    assert order(spark, cfg, "o7")[0]["customer_key"] == order(spark, cfg, "o1")[0]["customer_key"] == older
+    interactions = lake.read(spark, cfg, "silver.interactions")
+    assert interactions.where(F.col("customer_key") == younger).count() == 0
+    assert (
+        interactions.where((F.col("sku") == "sku-a") & (F.col("channel") == "mini_program")).head()[
+            "customer_key"
+        ]
+        == older
+    )
     # The new person's identity refers to a customer written in the same run: no reference warning.
     references = (
         lake.read(spark, cfg, "ops.dq_results")
