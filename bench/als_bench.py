@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from measure import measured
 from o2o.config import RecoConfig
 from o2o.reco import als, features, metrics
+from o2o.spark import task_slots
 from ranking_numpy import ranking_metrics as numpy_ranking_metrics
 from synthetic_interactions import interactions as synthetic_interactions
 
@@ -133,7 +134,7 @@ def fit_spark(
         implicit=True,
         seed=rc.seed,
         checkpoint_interval=rc.checkpoint_interval,
-        blocks=spark.sparkContext.defaultParallelism,
+        blocks=task_slots(spark),
     )
     _, warm_up = measured(lambda: estimator.fit(data["ratings"]).userFactors.count())
     model, fit = measured(lambda: estimator.fit(data["ratings"]))

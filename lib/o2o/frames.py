@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
+from functools import reduce
 from typing import Any
 
 import pyspark.sql.functions as F
@@ -31,6 +32,14 @@ def empty_frame(spark: SparkSession, schema: StructType | str) -> DataFrame:
     """A DataFrame with `schema` and no rows."""
     fields = _schema(schema).fields
     return spark.range(0).select(*[F.lit(None).cast(f.dataType).alias(f.name) for f in fields])
+
+
+def union_all(frames: Iterable[DataFrame]) -> DataFrame:
+    """The rows of every frame, matched by column name (at least one frame)."""
+    frames = list(frames)
+    if not frames:
+        raise ValueError("union_all needs at least one frame")
+    return reduce(DataFrame.unionByName, frames)
 
 
 def local_frame(

@@ -160,6 +160,25 @@ def get_spark(cfg: Config) -> SparkSession:
     return spark
 
 
+def local_threads(master: str) -> int | None:
+    """Task threads of a local master URL ("local" 1, "local[4]" 4, "local[*]" the cores); None for a cluster."""
+    local = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\s*\d+)?\])?", master)
+    if local is None:
+        return None
+    threads = local.group(1)
+    if threads is None:
+        return 1
+    return (os.cpu_count() or 1) if threads == "*" else int(threads)
+
+
+def task_slots(spark: SparkSession) -> int:
+    """How many tasks the session runs at once: a local master's threads, else Spark's default parallelism.
+
+    A local session's default parallelism is its shuffle partitions (two per core), more than it runs at once.
+    """
+    return local_threads(spark.sparkContext.master) or spark.sparkContext.defaultParallelism
+
+
 def check_delta(spark: SparkSession) -> None:
     """Raise a clear error when an adopted session cannot read and write Delta tables."""
     extensions = spark.conf.get("spark.sql.extensions", "") or ""

@@ -11,6 +11,7 @@ import pyspark.sql.functions as F
 
 from o2o.reco import features, train
 from o2o.reco.baselines import BASELINES
+from o2o.spark import task_slots
 
 
 def test_shipped_als_parameters_beat_every_baseline_on_the_test_window(spark, sample_lake):
@@ -19,7 +20,7 @@ def test_shipped_als_parameters_beat_every_baseline_on_the_test_window(spark, sa
     window = features.windows(sample_lake.as_of, rc.test_days, rc.validation_days)
     _, segments = train.segments_before(spark, cfg, window)
     params = train.grid_combinations(rc.grid)[0]
-    blocks = spark.sparkContext.defaultParallelism
+    blocks = task_slots(spark)
 
     scores = train.evaluate_window(
         interactions, window.test_start, window.end, rc, params, blocks, segments, with_baselines=True

@@ -11,8 +11,6 @@ from o2o import lake
 from o2o.contracts import FEEDS, SILVER, bronze_schema, bronze_table
 from o2o.silver import stage
 
-# Three silver runs on hand-made bronze.
-
 AS_OF = date(2026, 6, 12)
 # Not inside a longer token: a 64-hex hash often holds a run of 11 digits.
 RAW_PHONE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d[\s-]?\d{4}[\s-]?\d{4}(?![0-9A-Za-z])")

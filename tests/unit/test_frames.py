@@ -8,7 +8,7 @@ import pyspark.sql.functions as F
 import pytest
 from chispa import assert_df_equality
 
-from o2o.frames import checkpointed, empty_frame, is_materialised, local_frame
+from o2o.frames import checkpointed, empty_frame, is_materialised, local_frame, union_all
 
 SCHEMA = "run_id string, as_of date, at timestamp, amount decimal(12,2), rows long, tags array<string>"
 
@@ -51,6 +51,17 @@ def test_empty_frame_has_the_schema_and_no_rows(spark):
         "rows:bigint",
         "tags:array<string>",
     ]
+
+
+def test_union_all_matches_columns_by_name_and_keeps_duplicates(spark):
+    first = spark.createDataFrame([("a", 1)], "sku string, qty int")
+    second = spark.createDataFrame([(2, "b"), (1, "a")], "qty int, sku string")
+    third = spark.createDataFrame([("c", 3)], "sku string, qty int")
+    expected = spark.createDataFrame([("a", 1), ("b", 2), ("a", 1), ("c", 3)], "sku string, qty int")
+    assert_df_equality(union_all([first, second, third]), expected, ignore_row_order=True)
+    assert_df_equality(union_all(iter([first])), first)
+    with pytest.raises(ValueError, match="at least one frame"):
+        union_all([])
 
 
 def test_a_row_of_the_wrong_width_is_refused(spark):

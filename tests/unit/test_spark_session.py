@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from o2o.spark import EnvironmentProblem, ensure_java, get_spark
+from o2o.spark import EnvironmentProblem, ensure_java, get_spark, local_threads, task_slots
 
 
 def test_missing_java_says_what_to_install(monkeypatch, tmp_path):
@@ -78,3 +78,23 @@ def test_many_input_files_are_listed_in_one_task_per_core_not_one_per_file(spark
     # Spark's default lists each path in a task of its own: 40 here, 721 for the demo's POS files.
     assert tasks == [context.defaultParallelism]
     assert frame.count() == 40
+
+
+@pytest.mark.parametrize(
+    ("master", "threads"),
+    [
+        ("local", 1),
+        ("local[3]", 3),
+        ("local[2,4]", 2),
+        ("local[*]", os.cpu_count()),
+        ("spark://host:7077", None),
+        ("yarn", None),
+    ],
+)
+def test_local_threads_reads_the_master_url(master, threads):
+    assert local_threads(master) == threads
+
+
+def test_a_local_session_runs_as_many_tasks_as_its_threads(spark):
+    assert spark.sparkContext.master == "local[2]"
+    assert task_slots(spark) == 2

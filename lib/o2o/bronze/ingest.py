@@ -43,7 +43,7 @@ from o2o.contracts import (
     bronze_table,
 )
 from o2o.errors import UsageError
-from o2o.frames import local_frame
+from o2o.frames import local_frame, union_all
 from o2o.runs import StageResult
 
 LEDGER = "ops.bronze_files"
@@ -220,10 +220,7 @@ def read_csv_feed(spark: SparkSession, feed: str, files: list[str]) -> DataFrame
             F.col("_metadata.file_path").alias("_source_file"),
         )
         frames.append(frame)
-    result = frames[0]
-    for frame in frames[1:]:
-        result = result.unionByName(frame)
-    return result
+    return union_all(frames)
 
 
 def _extra_json(extras: list[str]) -> Column:

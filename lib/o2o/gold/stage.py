@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 from o2o import lake, quality
 from o2o.config import Config
 from o2o.contracts import GOLD
-from o2o.frames import checkpointed, empty_frame
+from o2o.frames import checkpointed, empty_frame, union_all
 from o2o.gold.campaign import campaign_effect, campaign_outcomes
 from o2o.gold.kpis import channel_kpis
 from o2o.gold.rfm import customer_values, order_facts, score_rfm
@@ -263,7 +263,7 @@ def _campaign_effect(
     it unless that day's snapshot exists without this campaign).
     """
     by_id = {c.campaign_id: c for c in campaigns}
-    outcomes = None
+    outcomes = []
     for campaign_id, (start, end) in windows.items():
         list_as_of = start - timedelta(days=1)
         stored = _snapshot(spark, cfg, "gold.segment_targets", list_as_of)
@@ -286,7 +286,7 @@ def _campaign_effect(
             F.lit((end - start).days + 1).alias("days_observed"),
             F.lit((end - start).days + 1 >= cfg.gold.effect_window_days).alias("window_complete"),
         )
-        outcomes = effect if outcomes is None else outcomes.unionByName(effect)
-    if outcomes is None:
+        outcomes.append(effect)
+    if not outcomes:
         return empty_frame(spark, GOLD["campaign_effect"])
-    return outcomes.withColumn("as_of", F.lit(as_of))
+    return union_all(outcomes).withColumn("as_of", F.lit(as_of))

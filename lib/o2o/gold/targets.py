@@ -10,7 +10,7 @@ import pyspark.sql.functions as F
 import yaml
 from pyspark.sql import Column, DataFrame, Window
 
-from o2o.frames import empty_frame
+from o2o.frames import empty_frame, union_all
 from o2o.gold.segments import SegmentRules
 
 SCHEMES = ("segment", "value_segment")
@@ -154,7 +154,7 @@ def segment_targets(
     hash uses the member id when there is one, so it matches the CRM); `recommendations` (optional) customer_key,
     rank, sku; without it recommended_skus is null.
     """
-    lists = None
+    chosen_lists = []
     for campaign in campaigns:
         share = campaign.control_share if campaign.control_share is not None else control_share
         chosen = rfm.where(F.col(campaign.scheme).isin(*campaign.segments)).select(
@@ -163,11 +163,14 @@ def segment_targets(
             F.col(campaign.scheme).alias("segment"),
             F.lit(float(share)).alias("control_share"),
         )
-        lists = chosen if lists is None else lists.unionByName(chosen)
-    if lists is None:
-        lists = empty_frame(
+        chosen_lists.append(chosen)
+    lists = (
+        union_all(chosen_lists)
+        if chosen_lists
+        else empty_frame(
             rfm.sparkSession, "campaign_id string, customer_key string, segment string, control_share double"
         )
+    )
     targets = (
         lists.join(customers.select("customer_key", "member_id"), "customer_key", "left")
         .join(preferences, "customer_key", "left")

@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from o2o import lake, runs
 from o2o.config import Config
 from o2o.contracts import FEEDS
-from o2o.frames import checkpointed, is_materialised, local_frame
+from o2o.frames import checkpointed, is_materialised, local_frame, union_all
 from o2o.quality.checks import HINTS, Inputs, Plan, Planned, plan_suite
 from o2o.quality.report import CheckResult, GateReport, QualityGateFailed, format_report
 from o2o.quality.results import RESULTS_TABLE, append_results
@@ -315,10 +315,7 @@ def _bronze_table_rows(spark: SparkSession, cfg: Config) -> DataFrame | None:
             )
     if not counts:
         return None
-    result = counts[0]
-    for more in counts[1:]:
-        result = result.unionByName(more)
-    return result
+    return union_all(counts)
 
 
 def _result(

@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from o2o.config import RecoConfig
 from o2o.reco import als
+from o2o.spark import task_slots
 
 FOLDS = (1, 2, 3, 4, 5)
 RATING_SCHEMA = "user int, item int, rating double, ts long"
@@ -59,7 +60,7 @@ def evaluate_fold(
         implicit=False,
         seed=seed,
         checkpoint_interval=checkpoint_interval,
-        blocks=spark.sparkContext.defaultParallelism,
+        blocks=task_slots(spark),
         nonnegative=nonnegative,
     )
     started = time.perf_counter()

@@ -13,7 +13,7 @@ from o2o import lake, quality
 from o2o.config import Config
 from o2o.contracts import RECO
 from o2o.errors import UsageError
-from o2o.frames import checkpointed, local_frame
+from o2o.frames import checkpointed, local_frame, union_all
 from o2o.reco import als, baselines, features
 from o2o.runs import StageResult
 
@@ -166,10 +166,7 @@ def compute(
             seen.append(customers_table.select("customer_key"))
         if segments is not None:
             seen.append(segments.select("customer_key"))
-        population = seen[0]
-        for frame in seen[1:]:
-            population = population.unionByName(frame)
-        population = population.where(F.col("customer_key").isNotNull()).distinct()
+        population = union_all(seen).where(F.col("customer_key").isNotNull()).distinct()
     with ExitStack() as held:
         population = held.enter_context(checkpointed(population))
 

@@ -17,6 +17,7 @@ from o2o.contracts import RECO
 from o2o.frames import local_checkpoint, local_frame, release
 from o2o.reco import als, baselines, features, metrics, movielens
 from o2o.runs import StageResult, progress
+from o2o.spark import task_slots
 
 STAGE = "train"
 INPUTS = (
@@ -352,7 +353,8 @@ def run(
 
 def _train(spark: SparkSession, cfg: Config, as_of: date, run_id: str) -> StageResult:
     rc = cfg.reco
-    blocks = spark.sparkContext.defaultParallelism
+    # One ALS block per task slot: more blocks than slots add shuffle and scheduling work, not parallelism.
+    blocks = task_slots(spark)
     input_versions = {name: lake.version(spark, cfg, name) for name in INPUTS}
     if input_versions["silver.interactions"] is None:
         raise TrainingError(

@@ -10,7 +10,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql.types import BooleanType, StringType, StructField, StructType, TimestampType
 
 from o2o.contracts import CHANNELS, CORRUPT, SILVER
-from o2o.frames import empty_frame
+from o2o.frames import empty_frame, union_all
 from o2o.silver import pii
 from o2o.silver.pii import canonical_email, salted_hash
 
@@ -281,12 +281,8 @@ def identity_observations(
         )
 
     spark = next(iter(feeds.values())).sparkSession if feeds else SparkSession.active()
-    observations = empty_frame(spark, OBSERVATION_SCHEMA)
-    for part in parts:
-        observations = observations.unionByName(part)
-    direct_links = empty_frame(spark, LINK_SCHEMA)
-    for part in links:
-        direct_links = direct_links.unionByName(part)
+    observations = union_all([empty_frame(spark, OBSERVATION_SCHEMA), *parts])
+    direct_links = union_all([empty_frame(spark, LINK_SCHEMA), *links])
     # Later steps use a sighting's time only as the earliest (first seen) or the latest (newest attribute
     # value) of rows that agree on everything else, so each such group keeps its first and last sighting:
     # a clickstream's million events of a few thousand identities become a few thousand rows.

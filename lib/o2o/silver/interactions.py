@@ -9,6 +9,7 @@ import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, Window
 
 from o2o.contracts import ONLINE_CHANNELS, SILVER
+from o2o.frames import union_all
 from o2o.silver.identity import APP_DEVICE, MINI_PROGRAM, ONLINE_ACCOUNT, clean_id, online_namespace
 from o2o.silver.orders import attach_customer_key
 from o2o.silver.quarantine import (
@@ -191,10 +192,7 @@ def ranked_events(
             F.col("rating"),
         ),
     }
-    events = None
-    for feed, frame in sources.items():
-        tagged = frame.withColumn("_feed", F.lit(feed))
-        events = tagged if events is None else events.unionByName(tagged)
+    events = union_all(frame.withColumn("_feed", F.lit(feed)) for feed, frame in sources.items())
     same_key = Window.partitionBy(*INTERACTION_KEY).orderBy("_record_id")
     return events.withColumn(
         "_key_rank", F.when(F.col("customer_key").isNotNull(), F.row_number().over(same_key))

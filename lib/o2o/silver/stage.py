@@ -21,7 +21,7 @@ from o2o.contracts import (
     bronze_schema,
     bronze_table,
 )
-from o2o.frames import checkpointed, empty_frame, local_frame
+from o2o.frames import checkpointed, empty_frame, local_frame, union_all
 from o2o.runs import StageResult, progress
 from o2o.silver import identity
 from o2o.silver.interactions import (
@@ -91,10 +91,10 @@ def _increment(
 
 def _row_counts(frames: dict[str, DataFrame]) -> dict[str, int]:
     """name -> rows of each frame, counted in one Spark job (one row per frame comes back)."""
-    counts = None
-    for name, frame in frames.items():
-        part = frame.agg(F.count(F.lit(1)).alias("rows")).select(F.lit(name).alias("name"), "rows")
-        counts = part if counts is None else counts.unionByName(part)
+    counts = union_all(
+        frame.agg(F.count(F.lit(1)).alias("rows")).select(F.lit(name).alias("name"), "rows")
+        for name, frame in frames.items()
+    )
     return {row["name"]: row["rows"] for row in counts.collect()}
 
 
@@ -245,18 +245,12 @@ def _run(spark: SparkSession, cfg: Config, as_of: date, run_id: str, accept: tup
         conform_products(triaged["product_catalogue"], seen_skus, known_skus, run_id), cfg, "products"
     )
 
-    quarantine = None
-    for feed in FEEDS:
-        rows = quarantine_rows(triaged[feed], feed, run_id, run_ts)
-        quarantine = rows if quarantine is None else quarantine.unionByName(rows)
-    quarantine = _pin(quarantine, cfg, "quarantine")
+    quarantine = _pin(
+        union_all(quarantine_rows(triaged[feed], feed, run_id, run_ts) for feed in FEEDS), cfg, "quarantine"
+    )
 
     # Reconciliation: feed x outcome x category, a few dozen rows at most (bounded collect).
-    counts = None
-    for feed in FEEDS:
-        part = outcome_counts(triaged[feed], feed)
-        counts = part if counts is None else counts.unionByName(part)
-    count_rows = counts.collect()
+    count_rows = union_all(outcome_counts(triaged[feed], feed) for feed in FEEDS).collect()
     # Counted on the bronze increments themselves, not on the triaged rows: were triage to lose or double
     # a row, the reconciliation must not balance by construction. One query for the seven feeds.
     bronze_rows = _row_counts(increments)
