@@ -36,6 +36,38 @@ class NotComputed(LookupError):
     """A table the section needs does not exist yet, or holds nothing for the date."""
 
 
+class LakeReads:
+    """One page's reads of the lake, each run once: the sections and the headline tiles share their results.
+
+    `reads(segment_sizes)` calls `segment_sizes(spark, cfg, as_of)` the first time and returns (or raises
+    NotComputed) the same thing after that. `tables`: table_versions' rows when the caller already has them.
+    """
+
+    def __init__(self, spark: SparkSession, cfg: Config, as_of: date, tables: Sequence[dict] | None = None):
+        self.spark = spark
+        self.cfg = cfg
+        self.as_of = as_of
+        self._tables = tables
+        self._done: dict[Callable, tuple[object, NotComputed | None]] = {}
+
+    def __call__(self, read: Callable[[SparkSession, Config, date], object]):
+        if read not in self._done:
+            try:
+                self._done[read] = (read(self.spark, self.cfg, self.as_of), None)
+            except NotComputed as missing:
+                self._done[read] = (None, missing)
+        value, missing = self._done[read]
+        if missing is not None:
+            raise missing
+        return value
+
+    def tables(self) -> Sequence[dict]:
+        """table_versions' rows (looked up once)."""
+        if self._tables is None:
+            self._tables = table_versions(self.spark, self.cfg)
+        return self._tables
+
+
 # ---------------------------------------------------------------- SVG charts (pure: numbers in, markup out)
 
 
@@ -479,10 +511,10 @@ def _ordered_segments(cfg: Config, present: Sequence[str]) -> list[str]:
     return [s for s in order if s in present] + sorted(s for s in present if s not in order)
 
 
-def section_segments(spark: SparkSession, cfg: Config, as_of: date) -> str:
-    snapshot, rows = segment_sizes(spark, cfg, as_of)
+def section_segments(reads: LakeReads) -> str:
+    snapshot, rows = reads(segment_sizes)
     by_name = {r["segment"] or "(none)": r for r in rows}
-    names = _ordered_segments(cfg, list(by_name))
+    names = _ordered_segments(reads.cfg, list(by_name))
     total = sum(r["customers"] for r in rows) or 1
     chart = bar_chart_svg(
         [(n, float(by_name[n]["customers"])) for n in names],
@@ -508,11 +540,11 @@ def section_segments(spark: SparkSession, cfg: Config, as_of: date) -> str:
     return f'<div class="pair"><div>{chart}</div><div>{table}</div></div>'
 
 
-def section_moves(spark: SparkSession, cfg: Config, as_of: date) -> str:
-    snapshot, previous, rows = segment_move_counts(spark, cfg, as_of)
+def section_moves(reads: LakeReads) -> str:
+    snapshot, previous, rows = reads(segment_move_counts)
     counts = {(r["previous_segment"] or NEW, r["segment"] or GONE): int(r["customers"] or 0) for r in rows}
     present = {r["previous_segment"] for r in rows} | {r["segment"] for r in rows}
-    names = _ordered_segments(cfg, [s for s in present if s])
+    names = _ordered_segments(reads.cfg, [s for s in present if s])
     stayed = sum(v for (p, s), v in counts.items() if p == s)
     moved = sum(v for (p, s), v in counts.items() if p != s and p != NEW and s != GONE)
     new = sum(v for (p, _), v in counts.items() if p == NEW)
@@ -527,8 +559,8 @@ def section_moves(spark: SparkSession, cfg: Config, as_of: date) -> str:
     return summary + f'<div class="scroll">{matrix}</div>'
 
 
-def section_channels(spark: SparkSession, cfg: Config, as_of: date) -> str:
-    snapshot, rows = channel_days(spark, cfg, as_of)
+def section_channels(reads: LakeReads) -> str:
+    snapshot, rows = reads(channel_days)
     if not rows:
         raise NotComputed(f"gold.channel_kpis has no rows for {snapshot.isoformat()}")
     days = sorted({r["day"] for r in rows})
@@ -605,8 +637,8 @@ def section_channels(spark: SparkSession, cfg: Config, as_of: date) -> str:
     return f'<p class="note">{period}</p>' + "".join(charts) + table
 
 
-def section_models(spark: SparkSession, cfg: Config, as_of: date) -> str:
-    run, rows = model_metric_rows(spark, cfg, as_of)
+def section_models(reads: LakeReads) -> str:
+    run, rows = reads(model_metric_rows)
     if not rows:
         raise NotComputed("gold.model_metrics has no test-split rows for the newest run")
     models = [m for m in MODEL_ORDER if any(r["model"] == m for r in rows)]
@@ -614,7 +646,7 @@ def section_models(spark: SparkSession, cfg: Config, as_of: date) -> str:
     metrics = [m for m in (*RANKING_METRICS, "rmse", "mae") if any(r["metric"] == m for r in rows)]
     metrics += sorted({r["metric"] for r in rows} - set(metrics))
     value = {(r["model"], r["metric"]): r for r in rows}
-    k = next((r["k"] for r in rows if r["k"]), cfg.reco.k)
+    k = next((r["k"] for r in rows if r["k"]), reads.cfg.reco.k)
 
     def label(metric: str) -> str:
         return METRIC_LABELS.get(metric, metric).format(k=k)
@@ -659,8 +691,8 @@ def section_models(spark: SparkSession, cfg: Config, as_of: date) -> str:
     return note + table + chart
 
 
-def section_quality(spark: SparkSession, cfg: Config, as_of: date) -> str:
-    per_table, failures = quality_summary(spark, cfg, as_of)
+def section_quality(reads: LakeReads) -> str:
+    per_table, failures = reads(quality_summary)
     checks = sum(r["checks"] for r in per_table)
     passed = sum(r["passed"] for r in per_table)
     rows = [
@@ -701,8 +733,8 @@ def section_quality(spark: SparkSession, cfg: Config, as_of: date) -> str:
     return note + table
 
 
-def section_runs(spark: SparkSession, cfg: Config, as_of: date) -> str:
-    rows = recent_runs(spark, cfg)
+def section_runs(reads: LakeReads) -> str:
+    rows = recent_runs(reads.spark, reads.cfg)
     return html_table(
         ["stage", "as of", "status", "started (UTC)", "seconds", "rows in", "rows out", "rejected", "error"],
         [
@@ -724,8 +756,8 @@ def section_runs(spark: SparkSession, cfg: Config, as_of: date) -> str:
     )
 
 
-def section_tables(spark: SparkSession, cfg: Config, as_of: date) -> str:
-    return tables_html(table_versions(spark, cfg))
+def section_tables(reads: LakeReads) -> str:
+    return tables_html(reads.tables())
 
 
 def tables_html(rows: Sequence[dict]) -> str:
@@ -763,7 +795,7 @@ class Section:
     anchor: str
     title: str
     purpose: str
-    draw: Callable[[SparkSession, Config, date], str]
+    draw: Callable[[LakeReads], str]
 
 
 SECTIONS = (
@@ -827,29 +859,29 @@ svg .axis { stroke: #9aa7b5; stroke-width: 1; }
 """
 
 
-def _tiles(spark: SparkSession, cfg: Config, as_of: date) -> str:
-    """Headline numbers; each tile is left out when its table is missing."""
+def _tiles(reads: LakeReads) -> str:
+    """Headline numbers from the sections' reads; each tile is left out when its table is missing."""
     tiles = []
     try:
-        _, rows = segment_sizes(spark, cfg, as_of)
+        _, rows = reads(segment_sizes)
         tiles.append((f"{sum(r['customers'] for r in rows):,}", "customers with a purchase (RFM)"))
     except NotComputed:
         pass
     try:
-        _, rows = channel_days(spark, cfg, as_of)
+        _, rows = reads(channel_days)
         tiles.append((fmt_number(sum(r["sales"] or 0 for r in rows)), "net sales, all channels"))
         tiles.append((f"{sum(r['orders'] or 0 for r in rows):,}", "orders, all channels"))
     except NotComputed:
         pass
     try:
-        _, rows = model_metric_rows(spark, cfg, as_of)
+        _, rows = reads(model_metric_rows)
         ndcg = {r["model"]: r["value"] for r in rows if r["metric"] == "ndcg_at_k" and r["value"] is not None}
         if "als" in ndcg:
             tiles.append((f"{ndcg['als']:.3f}", "ALS NDCG@k on the test days"))
     except NotComputed:
         pass
     try:
-        per_table, _ = quality_summary(spark, cfg, as_of)
+        per_table, _ = reads(quality_summary)
         failed = sum(r["failed_critical"] + r["failed_warn"] for r in per_table)
         tiles.append(
             (f"{sum(r['passed'] for r in per_table):,} / {failed:,}", "quality checks passed / failed")
@@ -890,13 +922,11 @@ def build_report(spark: SparkSession, cfg: Config, as_of: date, tables: Sequence
     and one that fails to draw shows its error instead of stopping the report. `tables`: table_versions'
     rows when the caller already has them.
     """
+    reads = LakeReads(spark, cfg, as_of, tables)
     drawn = []
     for section in SECTIONS:
         try:
-            if section.draw is section_tables and tables is not None:
-                content = tables_html(tables)
-            else:
-                content = section.draw(spark, cfg, as_of)
+            content = section.draw(reads)
         except NotComputed as missing:
             content = f'<p class="missing">Not computed yet: {_esc(missing)}.</p>'
         except Exception as exc:  # a broken section must not cost the rest of the report
@@ -904,7 +934,7 @@ def build_report(spark: SparkSession, cfg: Config, as_of: date, tables: Sequence
                 f'<p class="missing">Could not draw this section: {_esc(type(exc).__name__)}: {_esc(exc)}</p>'
             )
         drawn.append((section, content))
-    page = render_page(cfg, as_of, drawn, _tiles(spark, cfg, as_of))
+    page = render_page(cfg, as_of, drawn, _tiles(reads))
     folder = lake.reports_dir(cfg)
     if "://" in folder:
         raise ValueError(
