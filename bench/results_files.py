@@ -175,6 +175,42 @@ def _rfm(result: dict) -> list[str]:
 
 
 def _als(result: dict) -> list[str]:
+    sizes = result["sizes"]
+    lines = [
+        "## Implicit ALS: Spark MLlib vs the `implicit` library",
+        "",
+        *_als_fixed_cost(sizes),
+    ]
+    for size in sizes:
+        lines += _als_size(size)
+    return lines
+
+
+def _als_fixed_cost(sizes: list[dict]) -> list[str]:
+    """The line through the smallest and largest size: each library's cost per million confidences and per fit."""
+    if len(sizes) < 2:
+        return []
+    small, large = sizes[0], sizes[-1]
+    added = (large["ratings"] - small["ratings"]) / 1e6
+    if added <= 0:
+        return []
+    parts = []
+    for name, label in (("spark_als", "Spark"), ("implicit_cg", "implicit (CG)")):
+        per_million = (large["fit"][name]["seconds"] - small["fit"][name]["seconds"]) / added
+        fixed = small["fit"][name]["seconds"] - per_million * small["ratings"] / 1e6
+        per_fit = "about 0 s" if abs(fixed) < 0.2 else f"{fixed:.2f} s"
+        parts.append(f"{label} {per_million:.2f} s per million confidences and {per_fit} per fit")
+    iterations = int(small["params"].get("maxIter", 0)) or None
+    return [
+        "Fit time as a line through the smallest and the largest size: "
+        + "; ".join(parts)
+        + (f" ({iterations} iterations per fit)" if iterations else "")
+        + ". A fixed cost per fit weighs most on a small matrix, so the ratio depends on the size.",
+        "",
+    ]
+
+
+def _als_size(result: dict) -> list[str]:
     fits, quality = result["fit"], result["quality"]
     labels = {
         "spark_als": "Spark MLlib ALS (o2o.reco.als)",
@@ -194,7 +230,7 @@ def _als(result: dict) -> list[str]:
     ]
     checks = result["metric_cross_check"]
     return [
-        "## Implicit ALS: Spark MLlib vs the `implicit` library",
+        f"### {result['events']:,} events",
         "",
         f"Synthetic interactions ({result['events']:,} events) through the project's features code: "
         f"{result['ratings']:,} customer x item confidences, {result['customers']:,} customers, {result['items']:,} items; "

@@ -2,7 +2,7 @@
 gates, bronze with and without its gates, the whole pipeline from landing files.
 
 Usage: .venv/bin/python bench/run.py [--scales 100000,1000000,5000000] [--parts startup,als,movielens,rfm,gold,bronze,pipeline]
-       [--pipeline-scales 100000,1000000,5000000] [--budget-minutes 35] [--als-events 500000] [--folds 1,2,3,4,5]
+       [--pipeline-scales 100000,1000000,5000000] [--budget-minutes 35] [--als-events 500000,5000000] [--folds 1,2,3,4,5]
 Writes bench/results/<YYYY-MM-DD>.json and .md (today's date); exits non-zero when a part failed.
 Results go to bench/results/. An RFM scale whose estimated time (extrapolated from the scales before)
 would overrun the budget is skipped and listed as skipped; so is a gold scale once the budget is spent, and a
@@ -73,8 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="order lines of an untimed first pipeline run (0: none)",
     )
     parser.add_argument("--budget-minutes", type=float, default=35.0)
-    parser.add_argument("--als-events", type=int, default=500_000)
-    parser.add_argument("--als-customers", type=int, default=10_000)
+    parser.add_argument(
+        "--als-events",
+        default="500000,5000000",
+        help="synthetic interactions of each ALS comparison, comma-separated (customers = events / 50)",
+    )
+    parser.add_argument("--als-events-per-customer", type=int, default=50)
     parser.add_argument("--als-items", type=int, default=2_000)
     parser.add_argument("--folds", default="1,2,3,4,5", help="MovieLens 100K official folds")
     parser.add_argument("--no-profile", action="store_true", help="skip the RFM step-by-step profile")
@@ -88,6 +92,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.scales = sorted(int(n) for n in args.scales.split(","))
     args.pipeline_scales = sorted(int(n) for n in args.pipeline_scales.split(","))
+    args.als_events = sorted(int(n) for n in args.als_events.split(","))
     unknown = set(args.parts.split(",")) - set(PARTS)
     if unknown:
         parser.error(f"--parts: unknown {', '.join(sorted(unknown))}; choose from {','.join(PARTS)}")
@@ -298,7 +303,11 @@ def main(argv: list[str] | None = None) -> int:
         "scales_skipped": [],
         "budget_minutes": args.budget_minutes,
         "parts": args.parts,
-        "als": {"events": args.als_events, "customers": args.als_customers, "items": args.als_items},
+        "als": {
+            "events": args.als_events,
+            "events_per_customer": args.als_events_per_customer,
+            "items": args.als_items,
+        },
         "movielens_folds": args.folds,
     }
     machine = {
@@ -320,9 +329,19 @@ def main(argv: list[str] | None = None) -> int:
     if "als" in args.parts:
         print("bench: implicit ALS vs implicit", flush=True)
         parts["als"] = measured_part(
-            lambda: als_bench.bench(
-                spark, cfg.reco, AS_OF, args.als_events, args.als_customers, args.als_items
-            )
+            lambda: {
+                "sizes": [
+                    als_bench.bench(
+                        spark,
+                        cfg.reco,
+                        AS_OF,
+                        events,
+                        events // args.als_events_per_customer,
+                        args.als_items,
+                    )
+                    for events in args.als_events
+                ]
+            }
         )
     if "movielens" in args.parts:
         print("bench: MovieLens 100K, ALS vs Surprise SVD", flush=True)

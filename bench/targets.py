@@ -66,10 +66,15 @@ def rfm_targets(parts: dict) -> list[dict]:
 
 
 def als_targets(parts: dict) -> list[dict]:
-    """Spark ALS training within 5x of implicit; NDCG@10 at most 5% below implicit's; metric codes agree."""
+    """At each size: Spark ALS training within 5x of implicit; NDCG@10 at most 5% below implicit's; metric codes agree."""
     result = (parts.get("als") or {}).get("result")
     if not result:
         return [_target("ALS vs implicit", "-", None, "ALS part not run")]
+    return [target for size in result["sizes"] for target in _als_size_targets(size)]
+
+
+def _als_size_targets(result: dict) -> list[dict]:
+    size = f"{result['events']:,} events, {result['ratings']:,} confidences"
     spark_fit = result["fit"]["spark_als"]["seconds"]
     implicit_fit = result["fit"]["implicit_cg"]["seconds"]
     spark_ndcg = result["quality"]["spark_als"]["ndcg_at_k"]
@@ -77,17 +82,17 @@ def als_targets(parts: dict) -> list[dict]:
     difference = max(check["max_abs_difference"] for check in result["metric_cross_check"].values())
     return [
         _target(
-            "Implicit ALS: Spark training within 5x of implicit (CPU, same matrix and parameters)",
+            f"Implicit ALS ({size}): Spark training within 5x of implicit (CPU, same matrix and parameters)",
             f"{spark_fit / implicit_fit:.1f}x (Spark {spark_fit:.1f} s, implicit {implicit_fit:.2f} s)",
             spark_fit / implicit_fit <= ALS_FIT_RATIO_MAX,
         ),
         _target(
-            "Implicit ALS: Spark NDCG@10 within 5% of implicit's (at most 5% below; above is met)",
+            f"Implicit ALS ({size}): Spark NDCG@10 within 5% of implicit's (at most 5% below; above is met)",
             f"Spark {spark_ndcg:.4f} vs implicit {implicit_ndcg:.4f} ({(spark_ndcg / implicit_ndcg - 1) * 100:+.1f}%)",
             spark_ndcg >= (1 - NDCG_SHORTFALL_MAX) * implicit_ndcg,
         ),
         _target(
-            "Metric codes agree: o2o.reco.metrics (Spark) and the numpy code on the same recommendations",
+            f"Metric codes agree ({size}): o2o.reco.metrics (Spark) and the numpy code on the same recommendations",
             f"largest difference {difference:.1e}",
             difference <= METRIC_TOLERANCE,
         ),
