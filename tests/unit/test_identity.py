@@ -6,6 +6,7 @@ import hashlib
 from datetime import datetime, timezone
 
 import numpy as np
+import pyarrow as pa
 import pyspark.sql.functions as F
 import pytest
 from chispa import assert_df_equality
@@ -16,7 +17,9 @@ from o2o.silver.identity import (
     LINK_SCHEMA,
     OBSERVATION_SCHEMA,
     IdentityNotConverged,
+    connected_labels,
     customer_key_lookup,
+    driver_labels,
     golden_customers,
     identity_observations,
     resolve_identities,
@@ -81,7 +84,16 @@ def check(actual, expected):
 # ---------------------------------------------------------------- resolving persons
 
 
-def test_chain_phone_then_email_is_one_person(spark):
+# driver_graph_max_rows: 0 makes the resolver label its graph with Spark jobs, None keeps the default (driver).
+BOTH_PATHS = pytest.mark.parametrize("driver_max", [None, 0], ids=["driver", "spark"])
+
+
+def _driver_max(value: int | None) -> dict:
+    return {} if value is None else {"driver_graph_max_rows": value}
+
+
+@BOTH_PATHS
+def test_chain_phone_then_email_is_one_person(spark, driver_max):
     obs = observations(
         spark,
         [
@@ -91,7 +103,7 @@ def test_chain_phone_then_email_is_one_person(spark):
             ("online_account", "z", None, "Q", None, None, "app", ts(4)),
         ],
     )
-    result = resolve_identities(obs, no_links(spark), None, None, "run-1", RUN_TS)
+    result = resolve_identities(obs, no_links(spark), None, None, "run-1", RUN_TS, **_driver_max(driver_max))
 
     person, loner = new_key("member:M1"), new_key("online_account:z")  # the smallest node of each component
     expected = identity_rows(
@@ -122,7 +134,8 @@ def test_chain_phone_then_email_is_one_person(spark):
     assert result.iterations >= 2
 
 
-def test_propagation_that_does_not_converge_fails_clearly(spark):
+@BOTH_PATHS
+def test_propagation_that_does_not_converge_fails_clearly(spark, driver_max):
     obs = observations(
         spark,
         [
@@ -132,7 +145,9 @@ def test_propagation_that_does_not_converge_fails_clearly(spark):
         ],
     )
     with pytest.raises(IdentityNotConverged, match="max_identity_iterations"):
-        resolve_identities(obs, no_links(spark), None, None, "run-1", RUN_TS, max_iterations=1)
+        resolve_identities(
+            obs, no_links(spark), None, None, "run-1", RUN_TS, max_iterations=1, **_driver_max(driver_max)
+        )
 
 
 def test_two_existing_persons_merge_older_key_survives(spark):
@@ -626,6 +641,49 @@ def test_observations_never_hold_raw_phone_or_email(spark):
         ("mini_program", "op-9", "mini_program"),
         ("online_account", "acc-3", "app"),
     }
+
+
+# ---------------------------------------------------------------- labelling the graph: driver and Spark rounds
+
+# A chain d-c-b-a through three groups, a pair x-y, and e with no edge. Rounds by hand (labels after each):
+# 1: d->c, c->b, b->a, y->x; 2: d->b, c->a; 3: d->a; 4: nothing changes, so 4 rounds.
+CHAIN_GRAPH = [
+    ("d", "g1"),
+    ("c", "g1"),
+    ("c", "g2"),
+    ("b", "g2"),
+    ("b", "g3"),
+    ("a", "g3"),
+    ("x", "g4"),
+    ("y", "g4"),
+]
+CHAIN_LABELS = {"a": "a", "b": "a", "c": "a", "d": "a", "e": "e", "x": "x", "y": "x"}
+
+
+@pytest.mark.parametrize("driver_max", [1_000, 0], ids=["driver", "spark"])
+def test_both_ways_of_labelling_take_the_same_rounds_to_the_smallest_node(spark, driver_max):
+    nodes = local_frame(spark, [(n,) for n in sorted(CHAIN_LABELS)], "node string")
+    graph = local_frame(spark, CHAIN_GRAPH, "node string, group string")
+
+    labels, rounds = connected_labels(nodes, graph, max_iterations=10, driver_max_rows=driver_max)
+
+    assert {r.node: r.label for r in labels.collect()} == CHAIN_LABELS
+    assert rounds == 4
+    with pytest.raises(IdentityNotConverged, match="after 3 iterations"):
+        connected_labels(nodes, graph, max_iterations=3, driver_max_rows=driver_max)
+
+
+def test_driver_rounds_order_nodes_as_spark_compares_strings():
+    # Spark compares strings by their UTF-8 bytes: "Z" < "a" < "é"; a Unicode-aware collation would not.
+    graph = pa.table({"node": ["é", "a", "Z", "q"], "group": ["g", "g", "g", "h"]})
+    labels, rounds = driver_labels(graph, max_iterations=5)
+    assert dict(zip(labels["node"].to_pylist(), labels["label"].to_pylist(), strict=True)) == {
+        "é": "Z",
+        "a": "Z",
+        "Z": "Z",
+        "q": "q",
+    }
+    assert rounds == 2
 
 
 # ---------------------------------------------------------------- a larger random graph against union-find

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql.types import BooleanType, StringType, StructField, StructType, TimestampType
@@ -25,6 +28,11 @@ NAMESPACES = (ONLINE_ACCOUNT, MINI_PROGRAM, APP_DEVICE, MEMBER, PHONE)
 # Attributes that connect identities (silver.identity_edges.attribute).
 ATTRIBUTES = ("member", "phone", "email", "link")
 KEY_GROUP = "key"  # an existing customer_key, used only inside the resolver (never persisted)
+
+# A graph of up to this many (node, group) rows is labelled in the driver (Arrow and numpy, one collect of
+# about 100 bytes a row), a larger one by rounds of Spark jobs. The same rounds either way, so the same
+# labels and iteration count; in the driver a round takes milliseconds instead of a few Spark jobs.
+DRIVER_GRAPH_MAX_ROWS = 1_000_000
 
 OBSERVATION_SCHEMA = StructType(
     [
@@ -336,15 +344,36 @@ def observation_edges(observations: DataFrame, links: DataFrame) -> DataFrame:
 
 
 def connected_labels(
-    nodes: DataFrame, graph: DataFrame, max_iterations: int, checkpoint_every: int = 3
+    nodes: DataFrame,
+    graph: DataFrame,
+    max_iterations: int,
+    checkpoint_every: int = 3,
+    driver_max_rows: int = DRIVER_GRAPH_MAX_ROWS,
 ) -> tuple[DataFrame, int]:
     """(node, label) with label = the smallest node of its connected component, and the rounds it took.
 
     `graph` is bipartite (node, group): nodes sharing a group are connected. Each round takes the smallest
-    label per group, then per node; it stops at the first round that changes no label. The labels are
-    cached each round and local-checkpointed every `checkpoint_every` rounds to keep plans short.
+    label per group, then per node; it stops at the first round that changes no label. A graph of at most
+    `driver_max_rows` rows runs its rounds in the driver (`driver_labels`); a larger one in Spark, with the
+    labels cached each round and local-checkpointed every `checkpoint_every` rounds to keep plans short.
     """
     graph = graph.select("node", "group").distinct().cache()
+    rows = graph.count()
+    if rows <= driver_max_rows:
+        # Bounded: at most driver_max_rows rows come back.
+        graph_labels, iterations = driver_labels(graph.toArrow(), max_iterations)
+        graph.unpersist()
+        spark = nodes.sparkSession
+        labelled = spark.createDataFrame(graph_labels, "node string, label string")
+        # Nodes outside the graph (no edge) are their own component.
+        final = (
+            nodes.select("node")
+            .distinct()
+            .join(labelled, "node", "left")
+            .select("node", F.coalesce(F.col("label"), F.col("node")).alias("label"))
+            .localCheckpoint(eager=True)
+        )
+        return final, iterations
     labels = nodes.select("node", F.col("node").alias("label")).distinct()
     cached: DataFrame | None = None
     for iteration in range(1, max_iterations + 1):
@@ -375,7 +404,36 @@ def connected_labels(
     if cached is not None:
         cached.unpersist()
     graph.unpersist()
-    raise IdentityNotConverged(
+    raise _not_converged(max_iterations)
+
+
+def driver_labels(graph: pa.Table, max_iterations: int) -> tuple[pa.Table, int]:
+    """`connected_labels`' rounds on an Arrow (node, group) table: (node, label) of every node, and the rounds.
+
+    Nodes are numbered in the byte order Spark compares strings in, so the smallest number of a component
+    is its smallest node, as in Spark's rounds.
+    """
+    node_column, group_column = graph.column("node"), graph.column("group")
+    names = pc.unique(node_column)
+    names = names.take(pc.sort_indices(names))
+    node = pc.index_in(node_column, value_set=names).to_numpy()
+    group = pc.index_in(group_column, value_set=pc.unique(group_column)).to_numpy()
+    groups = int(group.max()) + 1 if len(group) else 0
+    label = np.arange(len(names))
+    for iteration in range(1, max_iterations + 1):
+        group_label = np.full(groups, len(names))
+        np.minimum.at(group_label, group, label[node])
+        updated = label.copy()
+        np.minimum.at(updated, node, group_label[group])
+        changed = np.count_nonzero(updated != label)
+        label = updated
+        if changed == 0:
+            return pa.table({"node": names, "label": names.take(pa.array(label))}), iteration
+    raise _not_converged(max_iterations)
+
+
+def _not_converged(max_iterations: int) -> IdentityNotConverged:
+    return IdentityNotConverged(
         f"identity resolution: labels still changed after {max_iterations} iterations "
         "(silver.max_identity_iterations); the identity graph has longer chains than allowed. "
         "Raise silver.max_identity_iterations in conf/<env>.yaml (or O2O__SILVER__MAX_IDENTITY_ITERATIONS), "
@@ -396,6 +454,7 @@ def resolve_identities(
     run_ts: datetime,
     max_iterations: int = 30,
     checkpoint_every: int = 3,
+    driver_graph_max_rows: int = DRIVER_GRAPH_MAX_ROWS,
 ) -> IdentityResult:
     """Persons (connected components over shared member id, phone, email and direct links) with stable keys.
 
@@ -407,7 +466,8 @@ def resolve_identities(
     A component keeps its oldest existing key (earliest first_seen_ts, then smallest key); the other
     existing keys in it are merged into that one (a merge row each, all their identities re-pointed).
     A component without an existing key gets `new_customer_key(smallest node)`.
-    `max_iterations` is silver.max_identity_iterations; IdentityNotConverged is raised past it.
+    `max_iterations` is silver.max_identity_iterations; IdentityNotConverged is raised past it. A graph of
+    at most `driver_graph_max_rows` rows is labelled in the driver (`connected_labels`).
     """
     spark = observations.sparkSession
     existing_identity = (
@@ -467,7 +527,11 @@ def resolve_identities(
         F.concat(F.lit(f"{KEY_GROUP}:"), F.col("existing_key")).alias("group"),
     )
     labels, iterations = connected_labels(
-        nodes.select("node"), attribute_groups.unionByName(key_groups), max_iterations, checkpoint_every
+        nodes.select("node"),
+        attribute_groups.unionByName(key_groups),
+        max_iterations,
+        checkpoint_every,
+        driver_graph_max_rows,
     )
 
     labelled = nodes.join(labels, "node")
