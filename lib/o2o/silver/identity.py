@@ -483,8 +483,11 @@ def resolve_identities(
     fresh_edges = new_edges.join(
         existing_edges.select(*edge_columns), edge_columns, "left_anti"
     ).localCheckpoint(eager=True)
-    shared_edges = existing_edges.select(*edge_columns).join(
-        fresh_edges.select("attribute", "value").distinct(), ["attribute", "value"], "left_semi"
+    # Read by the nodes and the graph: computed once (a scan of every stored edge).
+    shared_edges = (
+        existing_edges.select(*edge_columns)
+        .join(fresh_edges.select("attribute", "value").distinct(), ["attribute", "value"], "left_semi")
+        .localCheckpoint(eager=True)
     )
     known = existing_identity.select(
         F.col("channel").alias("namespace"),
@@ -522,9 +525,11 @@ def resolve_identities(
         identity_node(F.col("namespace"), F.col("source_customer_id")).alias("node"),
         F.concat(F.col("attribute"), F.lit(":"), F.col("value")).alias("group"),
     )
-    key_groups = persons.select(
-        identity_node(F.col("namespace"), F.col("source_customer_id")).alias("node"),
-        F.concat(F.lit(f"{KEY_GROUP}:"), F.col("existing_key")).alias("group"),
+    # Every identity of an involved person is a node with its existing key (and no other node has one):
+    # the persons are read from the materialised nodes, not from customer_identity again.
+    person_nodes = nodes.where(F.col("existing_key").isNotNull())
+    key_groups = person_nodes.select(
+        "node", F.concat(F.lit(f"{KEY_GROUP}:"), F.col("existing_key")).alias("group")
     )
     labels, iterations = connected_labels(
         nodes.select("node"),
@@ -535,7 +540,9 @@ def resolve_identities(
     )
 
     labelled = nodes.join(labels, "node")
-    key_age = persons.groupBy("existing_key").agg(F.min("existing_first_seen_ts").alias("key_first_seen_ts"))
+    key_age = person_nodes.groupBy("existing_key").agg(
+        F.min("existing_first_seen_ts").alias("key_first_seen_ts")
+    )
     oldest_first = Window.partitionBy("label").orderBy(
         F.col("key_first_seen_ts").asc_nulls_last(), F.col("existing_key")
     )
