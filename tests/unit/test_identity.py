@@ -14,6 +14,7 @@ from chispa import assert_df_equality
 from o2o.contracts import SILVER, bronze_schema
 from o2o.frames import local_frame
 from o2o.silver.identity import (
+    DRIVER_GRAPH_MAX_ROWS,
     LINK_SCHEMA,
     OBSERVATION_SCHEMA,
     IdentityNotConverged,
@@ -84,12 +85,8 @@ def check(actual, expected):
 # ---------------------------------------------------------------- resolving persons
 
 
-# driver_graph_max_rows: 0 makes the resolver label its graph with Spark jobs, None keeps the default (driver).
-BOTH_PATHS = pytest.mark.parametrize("driver_max", [None, 0], ids=["driver", "spark"])
-
-
-def _driver_max(value: int | None) -> dict:
-    return {} if value is None else {"driver_graph_max_rows": value}
+# The graph labelled in the driver (the default bound) or with Spark jobs (a bound of 0 rows).
+BOTH_PATHS = pytest.mark.parametrize("driver_max", [DRIVER_GRAPH_MAX_ROWS, 0], ids=["driver", "spark"])
 
 
 @BOTH_PATHS
@@ -103,7 +100,9 @@ def test_chain_phone_then_email_is_one_person(spark, driver_max):
             ("online_account", "z", None, "Q", None, None, "app", ts(4)),
         ],
     )
-    result = resolve_identities(obs, no_links(spark), None, None, "run-1", RUN_TS, **_driver_max(driver_max))
+    result = resolve_identities(
+        obs, no_links(spark), None, None, "run-1", RUN_TS, driver_graph_max_rows=driver_max
+    )
 
     person, loner = new_key("member:M1"), new_key("online_account:z")  # the smallest node of each component
     expected = identity_rows(
@@ -146,7 +145,14 @@ def test_propagation_that_does_not_converge_fails_clearly(spark, driver_max):
     )
     with pytest.raises(IdentityNotConverged, match="max_identity_iterations"):
         resolve_identities(
-            obs, no_links(spark), None, None, "run-1", RUN_TS, max_iterations=1, **_driver_max(driver_max)
+            obs,
+            no_links(spark),
+            None,
+            None,
+            "run-1",
+            RUN_TS,
+            max_iterations=1,
+            driver_graph_max_rows=driver_max,
         )
 
 
@@ -660,7 +666,7 @@ CHAIN_GRAPH = [
 CHAIN_LABELS = {"a": "a", "b": "a", "c": "a", "d": "a", "e": "e", "x": "x", "y": "x"}
 
 
-@pytest.mark.parametrize("driver_max", [1_000, 0], ids=["driver", "spark"])
+@BOTH_PATHS
 def test_both_ways_of_labelling_take_the_same_rounds_to_the_smallest_node(spark, driver_max):
     nodes = local_frame(spark, [(n,) for n in sorted(CHAIN_LABELS)], "node string")
     graph = local_frame(spark, CHAIN_GRAPH, "node string, group string")

@@ -363,8 +363,7 @@ def connected_labels(
         # Bounded: at most driver_max_rows rows come back.
         graph_labels, iterations = driver_labels(graph.toArrow(), max_iterations)
         graph.unpersist()
-        spark = nodes.sparkSession
-        labelled = spark.createDataFrame(graph_labels, "node string, label string")
+        labelled = nodes.sparkSession.createDataFrame(graph_labels, "node string, label string")
         # Nodes outside the graph (no edge) are their own component.
         final = (
             nodes.select("node")
