@@ -1,4 +1,5 @@
-"""Measuring tools: wall-clock seconds of a block, and peak resident memory of the driver with its JVM."""
+"""Measuring tools: wall-clock seconds of a block, peak resident memory of the driver with its JVM, and the CPU
+that other processes on the machine took meanwhile."""
 
 from __future__ import annotations
 
@@ -82,6 +83,81 @@ class PeakMemory:
             "peak_children_rss_mb": round(self.peak_descendants / MB, 1),
             "samples": self.samples,
         }
+
+
+def busy_cpu_seconds() -> float:
+    """Core-seconds all processes on the machine have spent running since boot (idle and I/O wait excluded)."""
+    times = psutil.cpu_times()
+    return (
+        times.user + times.nice + times.system + getattr(times, "irq", 0.0) + getattr(times, "softirq", 0.0)
+    )
+
+
+def _process_cpu_seconds(process: psutil.Process) -> float | None:
+    try:
+        used = process.cpu_times()
+    except psutil.NoSuchProcess:
+        return None
+    return used.user + used.system
+
+
+class OtherProcessesCpu:
+    """Context manager: the core-seconds processes outside this one's tree ran during the block.
+
+    Load averages cannot tell: a bench that keeps every core busy raises them by itself. The machine's busy
+    time minus the tree's own is what others took from it. The tree is sampled every `interval` seconds and
+    each process's CPU time is followed by pid, since a JVM started by a child Python process is never reaped
+    by it (its time reaches no parent's children times); a process that lives less than one interval is
+    missed and counts as another's.
+    """
+
+    def __init__(self, pid: int | None = None, interval: float = 0.2):
+        self.root = psutil.Process(pid or os.getpid())
+        self.interval = interval
+        self.core_seconds = 0.0
+        self.share = 0.0
+        self._baseline: dict[int, float] = {}
+        self._latest: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="other-cpu", daemon=True)
+
+    def _sample(self, baseline: bool = False) -> None:
+        try:
+            tree = [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        for process in tree:
+            seconds = _process_cpu_seconds(process)
+            if seconds is None:
+                continue
+            if baseline:
+                self._baseline[process.pid] = seconds
+            self._latest[process.pid] = seconds  # a process born during the block starts from 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> OtherProcessesCpu:
+        self._sample(baseline=True)
+        self._started = time.perf_counter(), busy_cpu_seconds()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        wall_started, busy_started = self._started
+        wall = time.perf_counter() - wall_started
+        busy = busy_cpu_seconds() - busy_started
+        own = sum(seconds - self._baseline.get(pid, 0.0) for pid, seconds in self._latest.items())
+        self.core_seconds = max(0.0, busy - own)
+        self.share = self.core_seconds / (wall * (os.cpu_count() or 1)) if wall > 0 else 0.0
+
+    def summary(self) -> dict:
+        """Core-seconds others ran, and their share of the machine's core-seconds during the block."""
+        return {"core_seconds": round(self.core_seconds, 1), "share_of_cores": round(self.share, 4)}
 
 
 class Stopwatch:

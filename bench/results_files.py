@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 VERDICT = {True: "met", False: "**not met**", None: "not measured"}
+# Other processes above this share of the cores during a run make its times worth less than a clean run's.
+OTHERS_INFLATE_SHARE = 0.05
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -38,18 +41,29 @@ def _header(results: dict) -> list[str]:
         "",
         f"Machine: {machine['cores']} cores, {machine['memory_gib']} GiB, Python {machine['python']}, "
         f"Java {machine['java']}, pyspark {results['versions']['pyspark']}. 1-minute load average "
-        f"{load[0][0]:.1f} at the start and {load[1][0]:.1f} at the end"
-        + (
-            " (other processes were using the cores: times are inflated)."
-            if max(load[0][0], load[1][0]) > machine["cores"]
-            else "."
-        ),
+        f"{load[0][0]:.1f} at the start and {load[1][0]:.1f} at the end (the bench's own work included). "
+        + _other_processes(results["parts"].values(), machine["cores"]),
         "",
         f"RFM scales run: {', '.join(f'{n:,}' for n in run) or 'none'} order lines "
         f"(requested {', '.join(f'{n:,}' for n in settings['scales_requested'])}; skipped: {skipped}; "
         f"budget {settings['budget_minutes']} min).",
         "",
     ]
+
+
+def _other_processes(parts: Iterable[dict], cores: int) -> str:
+    measured = [part for part in parts if "other_processes" in part]
+    if not measured:
+        return "CPU taken by other processes: not measured."
+    core_seconds = sum(part["other_processes"]["core_seconds"] for part in measured)
+    share = core_seconds / (sum(part["wall_seconds"] for part in measured) * cores)
+    verdict = "times are inflated" if share > OTHERS_INFLATE_SHARE else "no more than background noise"
+    return f"Other processes ran {core_seconds:,.1f} core-seconds during the parts, {share:.1%} of the cores ({verdict})."
+
+
+def _others_share(part: dict) -> str:
+    others = part.get("other_processes")
+    return f"{others['core_seconds']:,.1f} ({others['share_of_cores']:.1%})" if others else "-"
 
 
 def _targets(results: dict) -> list[str]:
@@ -73,6 +87,7 @@ def _parts(results: dict) -> list[str]:
                 memory.get("peak_python_rss_mb", "-"),
                 memory.get("peak_children_rss_mb", "-"),
                 f"{before[0]:.1f} / {after[0]:.1f}" if before[0] is not None else "-",
+                _others_share(part),
                 part.get("error", "ok"),
             ]
         )
@@ -81,6 +96,7 @@ def _parts(results: dict) -> list[str]:
         "",
         "Peak resident memory of the driver: the Python process and its children (the JVM and any Python",
         "workers) summed at one instant, sampled every 0.2 s. Start-up's figures are of its own subprocesses.",
+        "Other processes: the machine's busy CPU time minus this process tree's own during the part.",
         "",
         *_table(
             [
@@ -90,6 +106,7 @@ def _parts(results: dict) -> list[str]:
                 "Python MB",
                 "JVM + children MB",
                 "load avg before / after",
+                "other processes core-s (share of cores)",
                 "status",
             ],
             rows,

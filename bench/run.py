@@ -36,7 +36,7 @@ import rfm_bench
 import startup_bench
 import synthetic_orders
 import targets
-from measure import PeakMemory, Stopwatch
+from measure import OtherProcessesCpu, PeakMemory, Stopwatch
 from o2o.config import Config, load_config
 from o2o.spark import get_spark, java_major_version
 
@@ -110,10 +110,11 @@ def bench_config() -> Config:
 
 
 def measured_part(action: Callable[[], dict]) -> dict:
-    """Run one part: its result (or the error), wall-clock seconds, the driver's peak memory, load averages."""
+    """Run one part: its result (or the error), wall-clock seconds, the driver's peak memory, the CPU other
+    processes took meanwhile, load averages."""
     load_before = os.getloadavg()
     part: dict = {}
-    with PeakMemory() as memory, Stopwatch() as watch:
+    with OtherProcessesCpu() as others, PeakMemory() as memory, Stopwatch() as watch:
         try:
             part["result"] = action()
         except Exception as exc:  # a failed part is reported, and the run goes on to the next one
@@ -122,6 +123,7 @@ def measured_part(action: Callable[[], dict]) -> dict:
     part.update(
         wall_seconds=round(watch.seconds, 3),
         memory=memory.summary(),
+        other_processes=others.summary(),
         load_average=[load_before, os.getloadavg()],
     )
     print(f"bench: {'failed' if 'error' in part else 'done'} in {watch.seconds:.1f} s", flush=True)
