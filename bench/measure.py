@@ -33,36 +33,25 @@ def tree_rss(root: psutil.Process) -> tuple[int, int]:
     return own, descendants
 
 
-class PeakMemory:
-    """Context manager: samples the process tree every `interval` seconds and keeps the peaks.
+class TreeSampler:
+    """Base of the context managers below: `_sample` runs on a thread every `interval` seconds while the
+    block runs, and once more at its end."""
 
-    `peak_rss_mb` is the peak of the sum (one instant), not the sum of the separate peaks.
-    """
-
-    def __init__(self, pid: int | None = None, interval: float = 0.2):
+    def __init__(self, pid: int | None, interval: float, name: str):
         self.root = psutil.Process(pid or os.getpid())
         self.interval = interval
-        self.peak_total = 0
-        self.peak_own = 0
-        self.peak_descendants = 0
-        self.samples = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="peak-memory", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def _sample(self) -> None:
-        own, descendants = tree_rss(self.root)
-        self.peak_total = max(self.peak_total, own + descendants)
-        self.peak_own = max(self.peak_own, own)
-        self.peak_descendants = max(self.peak_descendants, descendants)
-        self.samples += 1
+        raise NotImplementedError
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self._sample()
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> PeakMemory:
-        self.start_own, _ = tree_rss(self.root)
+    def __enter__(self) -> TreeSampler:
         self._thread.start()
         return self
 
@@ -72,6 +61,32 @@ class PeakMemory:
         self._stop.set()
         self._thread.join()
         self._sample()
+
+
+class PeakMemory(TreeSampler):
+    """Context manager: samples the process tree every `interval` seconds and keeps the peaks.
+
+    `peak_rss_mb` is the peak of the sum (one instant), not the sum of the separate peaks.
+    """
+
+    def __init__(self, pid: int | None = None, interval: float = 0.2):
+        super().__init__(pid, interval, name="peak-memory")
+        self.peak_total = 0
+        self.peak_own = 0
+        self.peak_descendants = 0
+        self.samples = 0
+
+    def _sample(self) -> None:
+        own, descendants = tree_rss(self.root)
+        self.peak_total = max(self.peak_total, own + descendants)
+        self.peak_own = max(self.peak_own, own)
+        self.peak_descendants = max(self.peak_descendants, descendants)
+        self.samples += 1
+
+    def __enter__(self) -> PeakMemory:
+        self.start_own, _ = tree_rss(self.root)
+        super().__enter__()
+        return self
 
     def summary(self) -> dict:
         """Peak MB of the tree (one instant), of the root process alone (and its growth during the block), of its
@@ -101,7 +116,7 @@ def _process_cpu_seconds(process: psutil.Process) -> float | None:
     return used.user + used.system
 
 
-class OtherProcessesCpu:
+class OtherProcessesCpu(TreeSampler):
     """Context manager: the core-seconds processes outside this one's tree ran during the block.
 
     Load averages cannot tell: a bench that keeps every core busy raises them by itself. The machine's busy
@@ -112,42 +127,31 @@ class OtherProcessesCpu:
     """
 
     def __init__(self, pid: int | None = None, interval: float = 0.2):
-        self.root = psutil.Process(pid or os.getpid())
-        self.interval = interval
+        super().__init__(pid, interval, name="other-cpu")
         self.core_seconds = 0.0
         self.share = 0.0
         self._baseline: dict[int, float] = {}
         self._latest: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="other-cpu", daemon=True)
 
-    def _sample(self, baseline: bool = False) -> None:
+    def _sample(self) -> None:
         try:
             tree = [self.root, *self.root.children(recursive=True)]
         except psutil.NoSuchProcess:
             return
         for process in tree:
             seconds = _process_cpu_seconds(process)
-            if seconds is None:
-                continue
-            if baseline:
-                self._baseline[process.pid] = seconds
-            self._latest[process.pid] = seconds  # a process born during the block starts from 0
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
+            if seconds is not None:
+                self._latest[process.pid] = seconds  # a process born during the block starts from 0
 
     def __enter__(self) -> OtherProcessesCpu:
-        self._sample(baseline=True)
+        self._sample()
+        self._baseline = dict(self._latest)
         self._started = time.perf_counter(), busy_cpu_seconds()
-        self._thread.start()
+        super().__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
+        super().__exit__(*exc)
         wall_started, busy_started = self._started
         wall = time.perf_counter() - wall_started
         busy = busy_cpu_seconds() - busy_started
