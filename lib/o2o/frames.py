@@ -141,3 +141,15 @@ def is_materialised(df: DataFrame) -> bool:
     if df.storageLevel != StorageLevel.NONE:
         return True
     return df._jdf.queryExecution().logical().getClass().getSimpleName() == "LogicalRDD"
+
+
+def broadcast_when_small(df: DataFrame, max_rows: int) -> DataFrame:
+    """`df` marked for broadcast joins when it holds at most `max_rows` rows, else `df` unchanged.
+
+    Spark broadcasts a join side by its size estimate (`spark.sql.autoBroadcastJoinThreshold`, 10 MB): a list
+    of a few hundred thousand keys passes it, and each join of millions of rows against the list becomes a
+    sort-merge join that shuffles the large side. A row bound keeps the list's memory on the driver and on
+    every executor predictable. Counts at most `max_rows` + 1 rows: materialise `df` first if it is costly.
+    """
+    small = df.limit(max_rows + 1).count() <= max_rows
+    return F.broadcast(df) if small else df

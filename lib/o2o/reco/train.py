@@ -14,7 +14,7 @@ import o2o
 from o2o import lake
 from o2o.config import Config, RecoConfig
 from o2o.contracts import RECO
-from o2o.frames import local_checkpoint, local_frame, release
+from o2o.frames import broadcast_when_small, local_checkpoint, local_frame, release
 from o2o.reco import als, baselines, features, metrics, movielens
 from o2o.runs import StageResult, progress
 from o2o.spark import task_slots
@@ -30,6 +30,10 @@ INPUTS = (
 MODELS_TABLE = "ops.models"
 METRICS_TABLE = "gold.model_metrics"
 TABLE_COLUMNS = ("model", "customers", *metrics.RANKING_METRICS)
+# Customer lists (the customers known in training, the window's buyers, their RFM segments) are joined to
+# millions of confidence and interaction rows. Up to this many rows they are broadcast: past Spark's 10 MB
+# estimate (about 300,000 customers) those joins become sort-merge joins that shuffle the large side.
+BROADCAST_MAX_ROWS = 1_000_000
 
 
 class TrainingError(RuntimeError):
@@ -93,7 +97,13 @@ class TrainingSet:
     confidence aggregate, the id numbering, two joins) nor re-planned per fit.
     """
 
-    def __init__(self, interactions: DataFrame, reference: datetime, rc: RecoConfig):
+    def __init__(
+        self,
+        interactions: DataFrame,
+        reference: datetime,
+        rc: RecoConfig,
+        broadcast_max_rows: int = BROADCAST_MAX_ROWS,
+    ):
         self.confidence = features.implicit_confidence(
             interactions, reference, rc.event_weights, rc.recency_half_life_days
         ).cache()
@@ -104,6 +114,8 @@ class TrainingSet:
         self.ratings = local_checkpoint(features.to_ratings(trainable, self.customer_ids, self.sku_ids))
         trainable.unpersist()
         self.empty = self.ratings.isEmpty()
+        # customer_ids for joins: broadcast while small (it is cached and computed by now, so counting is cheap).
+        self.customer_lookup = broadcast_when_small(self.customer_ids, broadcast_max_rows)
 
     def fit(self, rc: RecoConfig, params: dict, blocks: int) -> ALSModel | None:
         """Implicit ALS with `params` on these ratings; None when there is nothing to train on."""
@@ -132,10 +144,10 @@ class Fit:
 
     def recommend(self, customers: DataFrame, k: int) -> DataFrame:
         """Top-k ALS items for customers the model knows: customer_key, sku, score, rank."""
-        users = customers.select("customer_key").distinct().join(self.customer_ids, "customer_key")
+        users = customers.select("customer_key").distinct().join(self.data.customer_lookup, "customer_key")
         return (
             als.top_items(self.model, users, k)
-            .join(self.customer_ids, "user")
+            .join(self.data.customer_lookup, "user")
             .join(F.broadcast(self.sku_ids), "item")
             .select("customer_key", "sku", "score", "rank")
         )
@@ -166,20 +178,22 @@ def evaluate_grid(
     blocks: int,
     segments: DataFrame | None = None,
     with_baselines: bool = False,
+    broadcast_max_rows: int = BROADCAST_MAX_ROWS,
 ) -> tuple[list[dict], dict[str, dict]]:
     """Train before `train_end` with each parameter set, rank for customers who bought in [train_end, eval_end).
 
     The customers scored are the window's buyers known in training, the same for every model. Returns
     ALS's {customers, precision_at_k, recall_at_k, ndcg_at_k, map_at_k} per parameter set (in grid order;
-    {} when nothing is trainable) and, when asked, the baselines' scores by name.
+    {} when nothing is trainable) and, when asked, the baselines' scores by name. Customer lists of at most
+    `broadcast_max_rows` rows are broadcast to the joins that read them.
     """
-    data = TrainingSet(interactions, train_end, rc)
+    data = TrainingSet(interactions, train_end, rc, broadcast_max_rows)
     if data.empty:
         data.release()
         return [{} for _ in grid], {}
     relevant = (
         features.purchases_between(interactions, train_end, eval_end)
-        .join(data.customer_ids.select("customer_key"), "customer_key", "left_semi")
+        .join(data.customer_lookup.select("customer_key"), "customer_key", "left_semi")
         .cache()
     )
     customers = relevant.select("customer_key").distinct().cache()
@@ -190,12 +204,15 @@ def evaluate_grid(
         ]
         others = {}
         if with_baselines:
-            popular = baselines.popularity(data.confidence, segments)
+            segment_lookup = None if segments is None else broadcast_when_small(segments, broadcast_max_rows)
+            popular = baselines.popularity(data.confidence, segment_lookup)
             history = features.before(interactions, train_end)
             candidates = {
                 "global_popular": baselines.global_popular(customers, popular, rc.k),
-                "segment_popular": baselines.segment_popular(customers, popular, segments, rc.k),
-                "buy_again": baselines.buy_again(customers, history, rc.k),
+                "segment_popular": baselines.segment_popular(customers, popular, segment_lookup, rc.k),
+                "buy_again": baselines.buy_again(
+                    broadcast_when_small(customers, broadcast_max_rows), history, rc.k
+                ),
             }
             others = {name: _scores(recs, relevant, rc.k) for name, recs in candidates.items()}
         return als_scores, others
@@ -214,10 +231,11 @@ def evaluate_window(
     blocks: int,
     segments: DataFrame | None = None,
     with_baselines: bool = False,
+    broadcast_max_rows: int = BROADCAST_MAX_ROWS,
 ) -> dict[str, dict]:
     """One parameter set through `evaluate_grid`: {model: scores} for ALS and, when asked, the baselines."""
     (als_scores,), others = evaluate_grid(
-        interactions, train_end, eval_end, rc, [params], blocks, segments, with_baselines
+        interactions, train_end, eval_end, rc, [params], blocks, segments, with_baselines, broadcast_max_rows
     )
     return {"als": als_scores, **others} if als_scores else {}
 
