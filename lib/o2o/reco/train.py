@@ -111,11 +111,11 @@ class TrainingSet:
         trainable = features.active_customers(self.confidence, rc.min_interactions).cache()
         self.customer_ids = features.dense_index(trainable, "customer_key", "user").cache()
         self.sku_ids = features.dense_index(trainable, "sku", "item").cache()
-        self.ratings = local_checkpoint(features.to_ratings(trainable, self.customer_ids, self.sku_ids))
+        # customer_ids for joins, broadcast while small; counting it fills the caches the ratings read.
+        self.customer_lookup = broadcast_when_small(self.customer_ids, broadcast_max_rows)
+        self.ratings = local_checkpoint(features.to_ratings(trainable, self.customer_lookup, self.sku_ids))
         trainable.unpersist()
         self.empty = self.ratings.isEmpty()
-        # customer_ids for joins: broadcast while small (it is cached and computed by now, so counting is cheap).
-        self.customer_lookup = broadcast_when_small(self.customer_ids, broadcast_max_rows)
 
     def fit(self, rc: RecoConfig, params: dict, blocks: int) -> ALSModel | None:
         """Implicit ALS with `params` on these ratings; None when there is nothing to train on."""
