@@ -52,13 +52,27 @@ def _top_join(df) -> str:
     )
 
 
-@pytest.mark.parametrize("broadcast_max_rows", [train.BROADCAST_MAX_ROWS, 0], ids=["broadcast", "shuffled"])
-def test_baseline_scores_match_hand_computed_values(spark, cfg, no_automatic_broadcast, broadcast_max_rows):
+def _purchases_and_reviews(interactions):
+    return interactions.where("event_type IN ('purchase', 'review')")
+
+
+@pytest.mark.parametrize(
+    ("broadcast_max_rows", "shared"),
+    [(train.BROADCAST_MAX_ROWS, False), (0, False), (train.BROADCAST_MAX_ROWS, True)],
+    ids=["broadcast", "shuffled", "shared-confidences"],
+)
+def test_baseline_scores_match_hand_computed_values(
+    spark, cfg, no_automatic_broadcast, broadcast_max_rows, shared
+):
     segments = spark.createDataFrame(
         [("c1", "vip"), ("c2", "vip"), ("c3", "new")], "customer_key string, segment string"
     )
+    interactions, confidences = _interactions(spark), None
+    if shared:  # as the train stage runs it: confidences of every event, then purchases and reviews only
+        confidences = train.Confidences(interactions, [TRAIN_END, EVAL_END], _rc(cfg))
+        interactions = _purchases_and_reviews(interactions)
     scores = train.evaluate_window(
-        _interactions(spark),
+        interactions,
         TRAIN_END,
         EVAL_END,
         _rc(cfg),
@@ -67,7 +81,10 @@ def test_baseline_scores_match_hand_computed_values(spark, cfg, no_automatic_bro
         segments=segments,
         with_baselines=True,
         broadcast_max_rows=broadcast_max_rows,
+        confidences=confidences,
     )
+    if confidences is not None:
+        confidences.release()
 
     # Confidence = weight x (1 + ln quantity): everyone's s1 = 5(1 + ln 2) + 5, s2 = 10, s3 = 1, so the
     # global list is s1, s2, s3: c1's s2 at rank 2 (NDCG 1/log2 3, AP 1/2), c2's s1 at rank 1.
@@ -99,7 +116,7 @@ def test_customer_ids_are_broadcast_up_to_the_row_bound(spark, cfg, no_automatic
     interactions = _interactions(spark)
     rc = _rc(cfg)
     for bound, strategy in ((3, "BroadcastHashJoin"), (2, "SortMergeJoin")):  # c1, c2, c3 have ids
-        data = train.TrainingSet(interactions, TRAIN_END, rc, broadcast_max_rows=bound)
+        data = train.training_set(interactions, TRAIN_END, rc, broadcast_max_rows=bound)
         try:
             joined = interactions.join(data.customer_lookup, "customer_key")
             assert _top_join(joined) == strategy
@@ -110,3 +127,32 @@ def test_customer_ids_are_broadcast_up_to_the_row_bound(spark, cfg, no_automatic
             ]
         finally:
             data.release()
+
+
+def test_training_sets_of_shared_confidences_keep_every_event_type(spark, cfg):
+    events = _interactions(spark)
+    rc = _rc(cfg)
+    confidences = train.Confidences(events, [TRAIN_END, EVAL_END], rc)
+    try:
+        # Given only purchases, as the train stage's evaluation is: c2's view of s3 still counts.
+        before_test = train.training_set(_purchases_and_reviews(events), TRAIN_END, rc, confidences)
+        to_the_end = train.training_set(_purchases_and_reviews(events), EVAL_END, rc, confidences)
+        try:
+            assert sorted(r.sku for r in before_test.sku_ids.collect()) == ["s1", "s2", "s3"]
+            assert sorted(r.customer_key for r in before_test.customer_ids.collect()) == ["c1", "c2", "c3"]
+            # The test week's purchases count at the later reference only (c4 buys then).
+            assert sorted(r.customer_key for r in to_the_end.customer_ids.collect()) == [
+                "c1",
+                "c2",
+                "c3",
+                "c4",
+            ]
+            assert before_test.ratings.count() == 5
+            assert to_the_end.ratings.count() == 7
+        finally:
+            before_test.release()
+            to_the_end.release()
+        with pytest.raises(ValueError, match="no confidences before"):
+            train.training_set(events, EVAL_END + timedelta(days=1), rc, confidences)
+    finally:
+        confidences.release()

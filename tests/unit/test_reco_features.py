@@ -8,8 +8,10 @@ from chispa import assert_df_equality
 
 from o2o.reco.features import (
     active_customers,
+    at_reference,
     dense_index,
     implicit_confidence,
+    implicit_confidences,
     purchases_between,
     review_ratings,
     windows,
@@ -47,6 +49,41 @@ def test_confidence_weights_quantity_and_recency(spark):
     assert rows[("c1", "s1")]["confidence"] == pytest.approx(0.5 + 5.0 * (1 + math.log(2)) * 0.5**0.1)
     assert rows[("c1", "s1")]["events"] == 2
     assert rows[("c2", "s3")]["confidence"] == pytest.approx(0.5**0.05)
+
+
+def test_confidences_at_several_references_decay_to_each_one(spark):
+    events = spark.createDataFrame(
+        [
+            ("c1", "s1", "view", datetime(2026, 6, 1), None, None),  # before both references
+            ("c1", "s1", "purchase", datetime(2026, 6, 11), 1, None),  # before the second only
+            ("c1", "s2", "view", datetime(2026, 6, 15), None, None),  # after both: not counted
+            ("c2", "s1", "view", datetime(2026, 6, 6), None, None),  # before both
+            ("c2", "s3", "purchase", datetime(2026, 6, 10), 0, None),  # zero units: not counted
+        ],
+        EVENTS,
+    )
+    first, second = datetime(2026, 6, 11), datetime(2026, 6, 12)
+
+    both = implicit_confidences(
+        events, [first, second], {"purchase": 5.0, "view": 1.0}, half_life_days=10.0, min_interactions=2
+    )
+
+    rows = {(r["customer_key"], r["sku"]): r for r in both.collect()}
+    assert set(rows) == {("c1", "s1"), ("c2", "s1")}
+    # c1's view is 10 days before the first reference and 11 before the second; the purchase 1 day before it.
+    assert rows[("c1", "s1")]["confidence_0"] == pytest.approx(0.5)
+    assert rows[("c1", "s1")]["confidence_1"] == pytest.approx(0.5**1.1 + 5.0 * 0.5**0.1)
+    assert (rows[("c1", "s1")]["events_0"], rows[("c1", "s1")]["events_1"]) == (1, 2)
+    assert rows[("c2", "s1")]["confidence_0"] == pytest.approx(0.5**0.5)
+    assert rows[("c2", "s1")]["confidence_1"] == pytest.approx(0.5**0.6)
+    # Two events are needed to train: c1 has them before the second reference only, c2 never.
+    trainable = {key: (r["trainable_0"], r["trainable_1"]) for key, r in rows.items()}
+    assert trainable == {("c1", "s1"): (False, True), ("c2", "s1"): (False, False)}
+    assert [
+        (r["customer_key"], r["events"]) for r in at_reference(both, 1, trainable_only=True).collect()
+    ] == [("c1", 2)]
+    assert at_reference(both, 0, trainable_only=True).count() == 0
+    assert sorted(r["customer_key"] for r in at_reference(both, 0).collect()) == ["c1", "c2"]
 
 
 def test_active_customers_drops_thin_histories(spark):

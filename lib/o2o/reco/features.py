@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -49,6 +50,79 @@ def purchases_between(interactions: DataFrame, start: datetime, end: datetime) -
     )
 
 
+def implicit_confidences(
+    interactions: DataFrame,
+    references: Sequence[datetime],
+    event_weights: dict[str, float],
+    half_life_days: float,
+    min_interactions: int = 1,
+) -> DataFrame:
+    """`implicit_confidence` at several reference times, from one aggregation and one customer window.
+
+    Out: customer_key, sku and, for the i-th reference, confidence_i (null: no counted event before it),
+    events_i and trainable_i (the customer has at least `min_interactions` events before it, as
+    `active_customers` keeps). A training run builds three training sets from the same events; one pass
+    shuffles them once instead of three times. Read one reference's rows with `at_reference`.
+    """
+    weights = F.create_map(
+        *[F.lit(x) for pair in sorted(event_weights.items()) for x in (pair[0], float(pair[1]))]
+    )
+    quantity = F.coalesce(F.col("quantity"), F.lit(1))
+    counted = (
+        interactions.where(
+            F.col("customer_key").isNotNull()
+            & F.col("sku").isNotNull()
+            & (F.col("event_ts") < F.lit(max(references)))
+            & (quantity > 0)
+        )
+        .withColumn("_weight", weights[F.col("event_type")] * (F.lit(1.0) + F.log(quantity.cast("double"))))
+        .where(F.col("_weight") > 0)
+    )
+    sums = []
+    for i, reference in enumerate(references):
+        before = F.col("event_ts") < F.lit(reference)
+        age_days = (F.lit(reference).cast("long") - F.col("event_ts").cast("long")) / SECONDS_PER_DAY
+        decayed = F.col("_weight") * F.pow(F.lit(0.5), age_days / F.lit(half_life_days))
+        sums += [
+            F.sum(F.when(before, decayed)).alias(f"confidence_{i}"),
+            F.count(F.when(before, F.lit(1))).alias(f"events_{i}"),
+        ]
+    customer = Window.partitionBy("customer_key")
+    return (
+        counted.groupBy("customer_key", "sku")
+        .agg(*sums)
+        .select(
+            "customer_key",
+            "sku",
+            *[
+                column
+                for i in range(len(references))
+                for column in (
+                    f"confidence_{i}",
+                    f"events_{i}",
+                    (F.sum(f"events_{i}").over(customer) >= min_interactions).alias(f"trainable_{i}"),
+                )
+            ],
+        )
+    )
+
+
+def at_reference(confidences: DataFrame, index: int, trainable_only: bool = False) -> DataFrame:
+    """The rows of the `index`-th reference of `implicit_confidences`: customer_key, sku, confidence, events.
+
+    With `trainable_only`, only customers with enough events before it (the ALS training rows).
+    """
+    rows = F.col(f"events_{index}") > 0
+    if trainable_only:
+        rows = rows & F.col(f"trainable_{index}")
+    return confidences.where(rows).select(
+        "customer_key",
+        "sku",
+        F.col(f"confidence_{index}").alias("confidence"),
+        F.col(f"events_{index}").alias("events"),
+    )
+
+
 def implicit_confidence(
     interactions: DataFrame,
     reference: datetime,
@@ -58,35 +132,9 @@ def implicit_confidence(
     """Confidence per customer x sku: sum of event weight x (1 + ln quantity) x 0.5^(age days / half life).
 
     Only events before `reference` count; event types without a weight and returns (quantity <= 0)
-    add nothing. Out: customer_key, sku, confidence, events, last_event_ts.
+    add nothing. Out: customer_key, sku, confidence, events.
     """
-    weights = F.create_map(
-        *[F.lit(x) for pair in sorted(event_weights.items()) for x in (pair[0], float(pair[1]))]
-    )
-    age_days = (F.lit(reference).cast("long") - F.col("event_ts").cast("long")) / SECONDS_PER_DAY
-    quantity = F.coalesce(F.col("quantity"), F.lit(1))
-    return (
-        interactions.where(
-            F.col("customer_key").isNotNull()
-            & F.col("sku").isNotNull()
-            & (F.col("event_ts") < F.lit(reference))
-            & (quantity > 0)
-        )
-        .withColumn("weight", weights[F.col("event_type")])
-        .where(F.col("weight") > 0)
-        .withColumn(
-            "event_confidence",
-            F.col("weight")
-            * (F.lit(1.0) + F.log(quantity.cast("double")))
-            * F.pow(F.lit(0.5), age_days / F.lit(half_life_days)),
-        )
-        .groupBy("customer_key", "sku")
-        .agg(
-            F.sum("event_confidence").alias("confidence"),
-            F.count(F.lit(1)).alias("events"),
-            F.max("event_ts").alias("last_event_ts"),
-        )
-    )
+    return at_reference(implicit_confidences(interactions, [reference], event_weights, half_life_days), 0)
 
 
 def active_customers(confidence: DataFrame, min_interactions: int) -> DataFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
 
 import pyspark.sql.functions as F
@@ -90,8 +91,32 @@ def segments_before(
     return snapshot, segments_at(lake.read(spark, cfg, "gold.customer_rfm", version=rfm_version), snapshot)
 
 
+class Confidences:
+    """Implicit confidence per customer x sku at each reference time of a run, computed once and held in memory.
+
+    One aggregation and one customer window over the events serve every reference
+    (`features.implicit_confidences`). Before, each of the stage's three training sets (tuning, test, final
+    model) aggregated and shuffled the events on its own.
+    """
+
+    def __init__(self, interactions: DataFrame, references: Sequence[datetime], rc: RecoConfig):
+        self.references = list(references)
+        self.frame = features.implicit_confidences(
+            interactions, self.references, rc.event_weights, rc.recency_half_life_days, rc.min_interactions
+        ).cache()
+
+    def index(self, reference: datetime) -> int:
+        """The position of `reference` among this run's reference times."""
+        if reference not in self.references:
+            raise ValueError(f"no confidences before {reference}; these have {self.references}")
+        return self.references.index(reference)
+
+    def release(self) -> None:
+        self.frame.unpersist()
+
+
 class TrainingSet:
-    """Implicit confidence, id maps and ALS ratings of the events before one reference time, computed once.
+    """Id maps and ALS ratings of the events before one reference time, computed once.
 
     Every fit of a parameter grid reads the same ratings: materialised, they are neither recomputed (the
     confidence aggregate, the id numbering, two joins) nor re-planned per fit.
@@ -99,22 +124,21 @@ class TrainingSet:
 
     def __init__(
         self,
-        interactions: DataFrame,
+        confidences: Confidences,
         reference: datetime,
-        rc: RecoConfig,
         broadcast_max_rows: int = BROADCAST_MAX_ROWS,
+        owns_confidences: bool = False,
     ):
-        self.confidence = features.implicit_confidence(
-            interactions, reference, rc.event_weights, rc.recency_half_life_days
-        ).cache()
-        # Read three times (both id maps and the ratings): cached only until the ratings are checkpointed.
-        trainable = features.active_customers(self.confidence, rc.min_interactions).cache()
+        index = confidences.index(reference)
+        self._owned = confidences if owns_confidences else None
+        self.confidence = features.at_reference(confidences.frame, index)
+        # Filters of the cached confidences, read three times: by both id maps and by the ratings.
+        trainable = features.at_reference(confidences.frame, index, trainable_only=True)
         self.customer_ids = features.dense_index(trainable, "customer_key", "user").cache()
         self.sku_ids = features.dense_index(trainable, "sku", "item").cache()
-        # customer_ids for joins, broadcast while small; counting it fills the caches the ratings read.
+        # customer_ids for joins, broadcast while small.
         self.customer_lookup = broadcast_when_small(self.customer_ids, broadcast_max_rows)
         self.ratings = local_checkpoint(features.to_ratings(trainable, self.customer_lookup, self.sku_ids))
-        trainable.unpersist()
         self.empty = self.ratings.isEmpty()
 
     def fit(self, rc: RecoConfig, params: dict, blocks: int) -> ALSModel | None:
@@ -127,9 +151,26 @@ class TrainingSet:
         return estimator.fit(self.ratings)
 
     def release(self) -> None:
-        for frame in (self.customer_ids, self.sku_ids, self.confidence):
+        for frame in (self.customer_ids, self.sku_ids):
             frame.unpersist()
         release(self.ratings)
+        if self._owned is not None:
+            self._owned.release()
+
+
+def training_set(
+    interactions: DataFrame,
+    reference: datetime,
+    rc: RecoConfig,
+    confidences: Confidences | None = None,
+    broadcast_max_rows: int = BROADCAST_MAX_ROWS,
+) -> TrainingSet:
+    """The training set of the events before `reference`: from the run's shared `confidences` when given,
+    else from confidences of its own, released with it."""
+    if confidences is not None:
+        return TrainingSet(confidences, reference, broadcast_max_rows)
+    own = Confidences(interactions, [reference], rc)
+    return TrainingSet(own, reference, broadcast_max_rows, owns_confidences=True)
 
 
 class Fit:
@@ -157,10 +198,18 @@ class Fit:
 
 
 def fit_implicit(
-    interactions: DataFrame, reference: datetime, rc: RecoConfig, params: dict, blocks: int
+    interactions: DataFrame,
+    reference: datetime,
+    rc: RecoConfig,
+    params: dict,
+    blocks: int,
+    confidences: Confidences | None = None,
 ) -> Fit:
-    """Fit implicit ALS on events before `reference` (customers with too few events are left out)."""
-    data = TrainingSet(interactions, reference, rc)
+    """Fit implicit ALS on events before `reference` (customers with too few events are left out).
+
+    `confidences`: the run's confidences at several references, shared (else computed for this fit alone).
+    """
+    data = training_set(interactions, reference, rc, confidences)
     return Fit(data.fit(rc, params, blocks), data)
 
 
@@ -179,15 +228,18 @@ def evaluate_grid(
     segments: DataFrame | None = None,
     with_baselines: bool = False,
     broadcast_max_rows: int = BROADCAST_MAX_ROWS,
+    confidences: Confidences | None = None,
 ) -> tuple[list[dict], dict[str, dict]]:
     """Train before `train_end` with each parameter set, rank for customers who bought in [train_end, eval_end).
 
     The customers scored are the window's buyers known in training, the same for every model. Returns
     ALS's {customers, precision_at_k, recall_at_k, ndcg_at_k, map_at_k} per parameter set (in grid order;
     {} when nothing is trainable) and, when asked, the baselines' scores by name. Customer lists of at most
-    `broadcast_max_rows` rows are broadcast to the joins that read them.
+    `broadcast_max_rows` rows are broadcast to the joins that read them. `confidences`: the run's confidences
+    at several references, shared (else computed for `train_end` alone); with them, `interactions` is read
+    for its purchases only.
     """
-    data = TrainingSet(interactions, train_end, rc, broadcast_max_rows)
+    data = training_set(interactions, train_end, rc, confidences, broadcast_max_rows)
     if data.empty:
         data.release()
         return [{} for _ in grid], {}
@@ -232,10 +284,20 @@ def evaluate_window(
     segments: DataFrame | None = None,
     with_baselines: bool = False,
     broadcast_max_rows: int = BROADCAST_MAX_ROWS,
+    confidences: Confidences | None = None,
 ) -> dict[str, dict]:
     """One parameter set through `evaluate_grid`: {model: scores} for ALS and, when asked, the baselines."""
     (als_scores,), others = evaluate_grid(
-        interactions, train_end, eval_end, rc, [params], blocks, segments, with_baselines, broadcast_max_rows
+        interactions,
+        train_end,
+        eval_end,
+        rc,
+        [params],
+        blocks,
+        segments,
+        with_baselines,
+        broadcast_max_rows,
+        confidences,
     )
     return {"als": als_scores, **others} if als_scores else {}
 
@@ -378,7 +440,7 @@ def _train(spark: SparkSession, cfg: Config, as_of: date, run_id: str) -> StageR
         raise TrainingError(
             f"silver.interactions does not exist at {lake.table_path(cfg, 'silver.interactions')}; run the silver stage first"
         )
-    interactions = read_interactions(spark, cfg, input_versions["silver.interactions"]).cache()
+    interactions = read_interactions(spark, cfg, input_versions["silver.interactions"])
     window = features.windows(as_of, rc.test_days, rc.validation_days)
     snapshot, segments = segments_before(spark, cfg, window, input_versions["gold.customer_rfm"])
     if segments is not None:
@@ -389,7 +451,20 @@ def _train(spark: SparkSession, cfg: Config, as_of: date, run_id: str) -> StageR
         STAGE,
         f"tuning: {len(grid)} parameter set(s) on the validation days before {window.test_start:%Y-%m-%d}",
     )
-    tuned, _ = evaluate_grid(interactions, window.validation_start, window.test_start, rc, grid, blocks)
+    # The three training sets (tuning, test, final model) come from one pass over the events, so the events
+    # are not held in memory; only the ones read again are: purchases (the evaluation windows' relevant items,
+    # buy-again) and reviews (explicit ALS). At 5M order lines that is 5 of 40 million rows.
+    confidences = Confidences(interactions, [window.validation_start, window.test_start, window.end], rc)
+    purchases_and_reviews = interactions.where(F.col("event_type").isin("purchase", "review")).cache()
+    tuned, _ = evaluate_grid(
+        purchases_and_reviews,
+        window.validation_start,
+        window.test_start,
+        rc,
+        grid,
+        blocks,
+        confidences=confidences,
+    )
     tuning = [
         {"params": params, **({"als": scores} if scores else {})}
         for params, scores in zip(grid, tuned, strict=True)
@@ -398,12 +473,20 @@ def _train(spark: SparkSession, cfg: Config, as_of: date, run_id: str) -> StageR
     chosen = max(scored, key=lambda t: t["als"]["ndcg_at_k"])["params"] if scored else tuning[0]["params"]
     progress(STAGE, f"chose {chosen}; scoring it and the baselines on the test days")
     test = evaluate_window(
-        interactions, window.test_start, window.end, rc, chosen, blocks, segments, with_baselines=True
+        purchases_and_reviews,
+        window.test_start,
+        window.end,
+        rc,
+        chosen,
+        blocks,
+        segments,
+        with_baselines=True,
+        confidences=confidences,
     )
-    explicit = evaluate_explicit(interactions, window.test_start, window.end, rc, blocks)
+    explicit = evaluate_explicit(purchases_and_reviews, window.test_start, window.end, rc, blocks)
 
     progress(STAGE, f"fitting the model on every interaction before {window.end:%Y-%m-%d}")
-    final = fit_implicit(interactions, window.end, rc, chosen, blocks)
+    final = fit_implicit(interactions, window.end, rc, chosen, blocks, confidences)
     if final.model is None:
         raise TrainingError(
             f"no customer has {rc.min_interactions}+ weighted interactions before {window.end:%Y-%m-%d}; "
@@ -414,6 +497,7 @@ def _train(spark: SparkSession, cfg: Config, as_of: date, run_id: str) -> StageR
     als.save(final.model, final.customer_ids, final.sku_ids, path)
     customers, skus = final.customer_ids.count(), final.sku_ids.count()
     final.release()
+    confidences.release()
 
     verdict = comparison(test)
     test_with_params = {**test, "_params": chosen}
@@ -446,7 +530,7 @@ def _train(spark: SparkSession, cfg: Config, as_of: date, run_id: str) -> StageR
     lake.append_once(
         local_frame(spark, rows, RECO[METRICS_TABLE]), cfg, METRICS_TABLE, f"o2o.reco.train.{run_id}", 0
     )
-    interactions.unpersist()
+    purchases_and_reviews.unpersist()
     if segments is not None:
         segments.unpersist()
 
