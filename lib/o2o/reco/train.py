@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
 
 import pyspark.sql.functions as F
+from pyspark import StorageLevel
 from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import DataFrame, SparkSession
 
@@ -92,7 +93,7 @@ def segments_before(
 
 
 class Confidences:
-    """Implicit confidence per customer x sku at each reference time of a run, computed once and held in memory.
+    """Implicit confidence per customer x sku at each reference time of a run, computed once and kept on disk.
 
     One aggregation and one customer window over the events serve every reference
     (`features.implicit_confidences`). Before, each of the stage's three training sets (tuning, test, final
@@ -103,7 +104,9 @@ class Confidences:
         self.references = list(references)
         self.frame = features.implicit_confidences(
             interactions, self.references, rc.event_weights, rc.recency_half_life_days, rc.min_interactions
-        ).cache()
+        ).persist(StorageLevel.DISK_ONLY)
+        # On disk, not in memory: cached in memory at 5M order lines (16M rows), it left a 4 GiB driver too
+        # little heap for ALS's in-block sort, whose arrays are allocated outside Spark's storage pool.
 
     def index(self, reference: datetime) -> int:
         """The position of `reference` among this run's reference times."""
