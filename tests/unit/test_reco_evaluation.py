@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 
 import pytest
+from pyspark import StorageLevel
 
 from o2o.reco import train
 
@@ -133,6 +134,8 @@ def test_training_sets_of_shared_confidences_keep_every_event_type(spark, cfg):
     events = _interactions(spark)
     rc = _rc(cfg)
     confidences = train.Confidences(events, [TRAIN_END, EVAL_END], rc)
+    # On disk: cached in memory at 5M order lines, the frame left ALS too little of a 4 GiB driver heap.
+    assert confidences.frame.storageLevel == StorageLevel.DISK_ONLY
     try:
         # Given only purchases, as the train stage's evaluation is: c2's view of s3 still counts.
         before_test = train.training_set(_purchases_and_reviews(events), TRAIN_END, rc, confidences)
@@ -156,3 +159,4 @@ def test_training_sets_of_shared_confidences_keep_every_event_type(spark, cfg):
             train.training_set(events, EVAL_END + timedelta(days=1), rc, confidences)
     finally:
         confidences.release()
+    assert confidences.frame.storageLevel == StorageLevel.NONE
