@@ -105,8 +105,8 @@ class Confidences:
         self.frame = features.implicit_confidences(
             interactions, self.references, rc.event_weights, rc.recency_half_life_days, rc.min_interactions
         ).persist(StorageLevel.DISK_ONLY)
-        # On disk, not in memory: cached in memory at 5M order lines (16M rows), it left a 4 GiB driver too
-        # little heap for ALS's in-block sort, whose arrays are allocated outside Spark's storage pool.
+        # On disk, not in memory: cached in memory at 5M order lines (16M rows), the bench's 4 GiB driver ran
+        # out of heap in ALS's in-block sort (arrays outside Spark's storage pool); on disk it did not.
 
     def index(self, reference: datetime) -> int:
         """The position of `reference` among this run's reference times."""
