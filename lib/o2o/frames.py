@@ -108,17 +108,19 @@ def _text(value: Any, data_type: DataType) -> Any:
     return str(value)
 
 
-def local_checkpoint(df: DataFrame) -> DataFrame:
+def local_checkpoint(
+    df: DataFrame, storage_level: StorageLevel = StorageLevel.MEMORY_AND_DISK_DESER
+) -> DataFrame:
     """`df` computed now into executor memory (spilling to disk) with its lineage cut; free it with `release`.
 
     For a frame that many queries read (a Great Expectations validation issues dozens, a grid fits ALS
     several times): with `persist` every query still analyses and optimises the whole lineage (a second or
     more each on deep gold plans); the checkpointed frame's plan is one in-memory scan.
     """
-    # Deserialized, as DataFrame.cache stores: a block spilled to disk is read back as a stream. With PySpark's
+    # By default deserialized, as DataFrame.cache stores: a block spilled to disk is read back as a stream. With PySpark's
     # serialized MEMORY_AND_DISK, reading a spilled block first allocates its whole size on the heap; a bronze
     # run of 1M order lines died there (OutOfMemoryError in BlockManager.maybeCacheDiskBytesInMemory).
-    return df.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK_DESER)
+    return df.localCheckpoint(eager=True, storageLevel=storage_level)
 
 
 def release(frame: DataFrame) -> None:

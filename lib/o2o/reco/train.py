@@ -141,7 +141,12 @@ class TrainingSet:
         self.sku_ids = features.dense_index(trainable, "sku", "item").cache()
         # customer_ids for joins, broadcast while small.
         self.customer_lookup = broadcast_when_small(self.customer_ids, broadcast_max_rows)
-        self.ratings = local_checkpoint(features.to_ratings(trainable, self.customer_lookup, self.sku_ids))
+        # On disk: ALS reads the ratings once per fit to build its own blocks. Held deserialized in memory, the
+        # final training set at 5M order lines took 1.5 GB of the 4 GiB heap (145 MB on disk), and that fit
+        # spent 63 of its 99 s in GC.
+        self.ratings = local_checkpoint(
+            features.to_ratings(trainable, self.customer_lookup, self.sku_ids), StorageLevel.DISK_ONLY
+        )
         self.empty = self.ratings.isEmpty()
 
     def fit(self, rc: RecoConfig, params: dict, blocks: int) -> ALSModel | None:
