@@ -111,15 +111,16 @@ def _text(value: Any, data_type: DataType) -> Any:
 def local_checkpoint(
     df: DataFrame, storage_level: StorageLevel = StorageLevel.MEMORY_AND_DISK_DESER
 ) -> DataFrame:
-    """`df` computed now into executor memory (spilling to disk) with its lineage cut; free it with `release`.
+    """`df` computed now with its lineage cut, stored at `storage_level` (by default in executor memory,
+    spilling to disk); free it with `release`.
 
     For a frame that many queries read (a Great Expectations validation issues dozens, a grid fits ALS
     several times): with `persist` every query still analyses and optimises the whole lineage (a second or
-    more each on deep gold plans); the checkpointed frame's plan is one in-memory scan.
+    more each on deep gold plans); the checkpointed frame's plan is one scan of its stored blocks.
     """
-    # By default deserialized, as DataFrame.cache stores: a block spilled to disk is read back as a stream. With PySpark's
-    # serialized MEMORY_AND_DISK, reading a spilled block first allocates its whole size on the heap; a bronze
-    # run of 1M order lines died there (OutOfMemoryError in BlockManager.maybeCacheDiskBytesInMemory).
+    # The default is deserialized, as DataFrame.cache stores: a block spilled to disk is read back as a stream.
+    # With PySpark's serialized MEMORY_AND_DISK, reading a spilled block first allocates its whole size on the
+    # heap; a bronze run of 1M order lines died there (OutOfMemoryError in BlockManager.maybeCacheDiskBytesInMemory).
     return df.localCheckpoint(eager=True, storageLevel=storage_level)
 
 
