@@ -171,8 +171,11 @@ def bench_scale(spark: SparkSession, cfg: Config, order_lines: int, work: Path) 
     landing = root / "landing"
     customers = sizes["customers"]
     as_of = cfg.generator.start_date + timedelta(days=DAYS - 1)
-    full = {stage: _run_stage(spark, cfg, stage, as_of) for stage in STAGE_NAMES}
+    full = {"bronze": _run_stage(spark, cfg, "bronze", as_of)}
+    # The pass without gates follows at once: after the later stages, the landing files had left the page
+    # cache and that pass, not the gates, cost 2.5 times bronze's time at 5M lines.
     full["bronze"].update(_bronze_gate_share(spark, cfg, root, as_of, full["bronze"]))
+    full.update({stage: _run_stage(spark, cfg, stage, as_of) for stage in STAGE_NAMES if stage != "bronze"})
 
     _, day_generation = measured(
         lambda: generate(cfg, landing, customers=customers, days=DAYS + 1, seed=SEED, first_day=DAYS)

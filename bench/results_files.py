@@ -31,7 +31,14 @@ def _seconds(value: float | None) -> str:
 def _header(results: dict) -> list[str]:
     machine, settings = results["machine"], results["settings"]
     run = settings["scales_run"]
-    skipped = "; ".join(f"{s['order_lines']:,} ({s['reason']})" for s in settings["scales_skipped"]) or "none"
+    skipped = (
+        "; ".join(
+            # Before every part recorded its name, only RFM scales were skipped.
+            f"{s.get('part', 'RFM')} {s['order_lines']:,} ({s['reason']})"
+            for s in settings["scales_skipped"]
+        )
+        or "none"
+    )
     load = machine["load_average_start"], machine["load_average_end"]
     return [
         f"# Benchmarks {results['date']}",
@@ -44,9 +51,9 @@ def _header(results: dict) -> list[str]:
         f"{load[0][0]:.1f} at the start and {load[1][0]:.1f} at the end (the bench's own work included). "
         + _other_processes(results["parts"].values(), machine["cores"]),
         "",
-        f"RFM scales run: {', '.join(f'{n:,}' for n in run) or 'none'} order lines "
-        f"(requested {', '.join(f'{n:,}' for n in settings['scales_requested'])}; skipped: {skipped}; "
-        f"budget {settings['budget_minutes']} min).",
+        f"RFM scales run: {(', '.join(f'{n:,}' for n in run) + ' order lines') if run else 'none'} "
+        f"(requested {', '.join(f'{n:,}' for n in settings['scales_requested'])}). "
+        f"Scales skipped to keep within the {settings['budget_minutes']}-minute budget: {skipped}.",
         "",
     ]
 

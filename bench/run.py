@@ -4,10 +4,9 @@ gates, bronze with and without its gates, the whole pipeline from landing files.
 Usage: .venv/bin/python bench/run.py [--scales 100000,1000000,5000000] [--parts startup,als,movielens,rfm,gold,bronze,pipeline]
        [--pipeline-scales 100000,1000000,5000000] [--budget-minutes 35] [--als-events 500000,5000000] [--folds 1,2,3,4,5]
 Writes bench/results/<YYYY-MM-DD>.json and .md (today's date); exits non-zero when a part failed.
-Results go to bench/results/. An RFM scale whose estimated time (extrapolated from the scales before)
-would overrun the budget is skipped and listed as skipped; so is a gold scale once the budget is spent, and a
-pipeline scale whose estimate (the scale before, grown in proportion to the lines) would overrun it; bronze
-runs at the pipeline scales.
+Results go to bench/results/. A scale whose estimated time would overrun what is left of the budget is
+skipped and listed as skipped: an RFM scale's estimate is extrapolated from the scales before, a gold, bronze
+or pipeline scale's is the scale before grown in proportion to the lines. Bronze runs at the pipeline scales.
 """
 
 from __future__ import annotations
@@ -156,12 +155,7 @@ def rfm_part(
     for lines in args.scales:
         if result["scales"]:
             cached = synthetic_orders.is_cached(work, lines, AS_OF, lookback)
-            estimate = _estimate(result["scales"], lines, cached)
-            left = deadline - time.monotonic()
-            if estimate > left:
-                reason = f"estimated {estimate / 60:.0f} min, {max(0.0, left) / 60:.0f} min of budget left"
-                settings["scales_skipped"].append({"order_lines": lines, "reason": reason})
-                print(f"bench: RFM {lines:,} lines skipped: {reason}", flush=True)
+            if _over_budget(deadline, settings, "RFM", lines, _estimate(result["scales"], lines, cached)):
                 continue
         print(f"bench: RFM {lines:,} order lines", flush=True)
         with Stopwatch() as generation:
@@ -184,13 +178,25 @@ def rfm_part(
     return result
 
 
-def _budget_spent(deadline: float, settings: dict, part: str, lines: int) -> bool:
-    """True (and the scale listed as skipped) once the bench's time budget is spent."""
-    if time.monotonic() <= deadline:
+def _over_budget(deadline: float, settings: dict, part: str, lines: int, estimate: float) -> bool:
+    """True (and the scale listed as skipped, with the reason) when the budget is spent or the scale's
+    estimated seconds would overrun what is left of it."""
+    left = deadline - time.monotonic()
+    if left > 0 and estimate <= left:
         return False
-    settings["scales_skipped"].append({"order_lines": lines, "part": part, "reason": "budget spent"})
-    print(f"bench: {part} {lines:,} lines skipped: budget spent", flush=True)
+    reason = f"estimated {estimate / 60:.0f} min, {max(left, 0.0) / 60:.0f} min of budget left"
+    settings["scales_skipped"].append({"order_lines": lines, "part": part, "reason": reason})
+    print(f"bench: {part} {lines:,} lines skipped: {reason}", flush=True)
     return True
+
+
+def _proportional(last: tuple[int, float] | None, lines: int) -> float:
+    """The last scale's seconds grown in proportion to the order lines (pessimistic: stages have fixed
+    costs); 0 before the first scale."""
+    if last is None:
+        return 0.0
+    last_lines, last_seconds = last
+    return last_seconds * lines / last_lines
 
 
 def gold_part(
@@ -199,12 +205,15 @@ def gold_part(
     """The whole gold stage at every requested scale (smallest first) while the budget lasts; gate share of each."""
     work = Path(args.work_dir)
     result: dict = {"as_of": AS_OF.isoformat(), "scales": []}
+    last = None
     for lines in args.scales:
-        if _budget_spent(deadline, settings, "gold", lines):
+        if _over_budget(deadline, settings, "gold", lines, _proportional(last, lines)):
             continue
         print(f"bench: gold stage {lines:,} order lines", flush=True)
-        data, _ = synthetic_orders.ensure(spark, work, lines, AS_OF, cfg.gold.lookback_days)
-        result["scales"].append(gold_bench.bench_scale(spark, cfg, data, work / f"gold_lake_{lines}"))
+        with Stopwatch() as watch:
+            data, _ = synthetic_orders.ensure(spark, work, lines, AS_OF, cfg.gold.lookback_days)
+            result["scales"].append(gold_bench.bench_scale(spark, cfg, data, work / f"gold_lake_{lines}"))
+        last = (lines, watch.seconds)
     return result
 
 
@@ -219,11 +228,14 @@ def bronze_part(
         print(f"bench: bronze warm-up, {args.pipeline_warmup_lines:,} order lines (untimed)", flush=True)
         warmed = pipeline_bench.bench_bronze(spark, cfg, args.pipeline_warmup_lines, work)
         warmup = warmed["bronze"]["seconds"]
+    last = None
     for lines in args.pipeline_scales:
-        if _budget_spent(deadline, settings, "bronze", lines):
+        if _over_budget(deadline, settings, "bronze", lines, _proportional(last, lines)):
             continue
         print(f"bench: bronze with and without gates, {lines:,} order lines", flush=True)
-        scales.append(pipeline_bench.bench_bronze(spark, cfg, lines, work))
+        with Stopwatch() as watch:
+            scales.append(pipeline_bench.bench_bronze(spark, cfg, lines, work))
+        last = (lines, watch.seconds)
     return {
         "days": pipeline_bench.DAYS,
         "warmup": {"order_lines": args.pipeline_warmup_lines, "seconds": warmup},
@@ -243,26 +255,14 @@ def pipeline_part(
             f"bench: whole pipeline warm-up, {args.pipeline_warmup_lines:,} order lines (untimed)", flush=True
         )
         warmup = pipeline_bench.warm_up(spark, cfg, args.pipeline_warmup_lines, work)
+    last = None
     for lines in args.pipeline_scales:
-        left = deadline - time.monotonic()
-        if scales:
-            last = scales[-1]
-            spent = (
-                last["generation_seconds"]
-                + last["pipeline_seconds"]
-                + last["stages"]["bronze"]["seconds_without_gates"]
-                + sum(stage["seconds"] for stage in last["incremental_day"]["stages"].values())
-            )
-            estimate = spent * lines / last["order_lines_requested"]
-        else:
-            estimate = 0.0
-        if left <= 0 or estimate > left:
-            reason = f"estimated {estimate / 60:.0f} min, {max(left, 0) / 60:.0f} min of budget left"
-            settings["scales_skipped"].append({"order_lines": lines, "part": "pipeline", "reason": reason})
-            print(f"bench: pipeline {lines:,} lines skipped: {reason}", flush=True)
+        if _over_budget(deadline, settings, "pipeline", lines, _proportional(last, lines)):
             continue
         print(f"bench: whole pipeline, {lines:,} order lines", flush=True)
-        scales.append(pipeline_bench.bench_scale(spark, cfg, lines, work))
+        with Stopwatch() as watch:
+            scales.append(pipeline_bench.bench_scale(spark, cfg, lines, work))
+        last = (lines, watch.seconds)
     return {
         "days": pipeline_bench.DAYS,
         "warmup": {"order_lines": args.pipeline_warmup_lines, "seconds": warmup},
