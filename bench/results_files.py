@@ -33,7 +33,7 @@ def _header(results: dict) -> list[str]:
     run = settings["scales_run"]
     skipped = (
         "; ".join(
-            # Before every part recorded its name, only RFM scales were skipped.
+            # RFM's entries carried no part name before 0f1aebd.
             f"{s.get('part', 'RFM')} {s['order_lines']:,} ({s['reason']})"
             for s in settings["scales_skipped"]
         )

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -196,13 +196,17 @@ def _over_budget(deadline: float, settings: dict, part: str, lines: int, estimat
     return True
 
 
-def _proportional(last: tuple[int, float] | None, lines: int) -> float:
-    """The last scale's seconds grown in proportion to the order lines (pessimistic: stages have fixed
-    costs); 0 before the first scale."""
-    if last is None:
-        return 0.0
-    last_lines, last_seconds = last
-    return last_seconds * lines / last_lines
+def _within_budget(deadline: float, settings: dict, part: str, scales: list[int]) -> Iterator[int]:
+    """The scales, smallest first, that fit what is left of the budget; the loop body's time at one scale,
+    grown in proportion to the lines, is the next one's estimate (pessimistic: stages have fixed costs)."""
+    last: tuple[int, float] | None = None
+    for lines in scales:
+        estimate = 0.0 if last is None else last[1] * lines / last[0]
+        if _over_budget(deadline, settings, part, lines, estimate):
+            continue
+        started = time.monotonic()
+        yield lines
+        last = (lines, time.monotonic() - started)
 
 
 def gold_part(
@@ -211,15 +215,10 @@ def gold_part(
     """The whole gold stage at every requested scale (smallest first) while the budget lasts; gate share of each."""
     work = Path(args.work_dir)
     result: dict = {"as_of": AS_OF.isoformat(), "scales": []}
-    last = None
-    for lines in args.scales:
-        if _over_budget(deadline, settings, "gold", lines, _proportional(last, lines)):
-            continue
+    for lines in _within_budget(deadline, settings, "gold", args.scales):
         print(f"bench: gold stage {lines:,} order lines", flush=True)
-        with Stopwatch() as watch:
-            data, _ = synthetic_orders.ensure(spark, work, lines, AS_OF, cfg.gold.lookback_days)
-            result["scales"].append(gold_bench.bench_scale(spark, cfg, data, work / f"gold_lake_{lines}"))
-        last = (lines, watch.seconds)
+        data, _ = synthetic_orders.ensure(spark, work, lines, AS_OF, cfg.gold.lookback_days)
+        result["scales"].append(gold_bench.bench_scale(spark, cfg, data, work / f"gold_lake_{lines}"))
     return result
 
 
@@ -238,14 +237,9 @@ def bronze_part(
         print(f"bench: bronze warm-up, {args.pipeline_warmup_lines:,} order lines (untimed)", flush=True)
         warmed = pipeline_bench.bench_bronze(spark, cfg, args.pipeline_warmup_lines, work)
         warmup = warmed["bronze"]["seconds"]
-    last = None
-    for lines in args.bronze_scales:
-        if _over_budget(deadline, settings, "bronze", lines, _proportional(last, lines)):
-            continue
+    for lines in _within_budget(deadline, settings, "bronze", args.bronze_scales):
         print(f"bench: bronze with and without gates, {lines:,} order lines", flush=True)
-        with Stopwatch() as watch:
-            scales.append(pipeline_bench.bench_bronze(spark, cfg, lines, work))
-        last = (lines, watch.seconds)
+        scales.append(pipeline_bench.bench_bronze(spark, cfg, lines, work))
     return {
         "days": pipeline_bench.DAYS,
         "warmup": {"order_lines": args.pipeline_warmup_lines, "seconds": warmup},
@@ -265,14 +259,9 @@ def pipeline_part(
             f"bench: whole pipeline warm-up, {args.pipeline_warmup_lines:,} order lines (untimed)", flush=True
         )
         warmup = pipeline_bench.warm_up(spark, cfg, args.pipeline_warmup_lines, work)
-    last = None
-    for lines in args.pipeline_scales:
-        if _over_budget(deadline, settings, "pipeline", lines, _proportional(last, lines)):
-            continue
+    for lines in _within_budget(deadline, settings, "pipeline", args.pipeline_scales):
         print(f"bench: whole pipeline, {lines:,} order lines", flush=True)
-        with Stopwatch() as watch:
-            scales.append(pipeline_bench.bench_scale(spark, cfg, lines, work))
-        last = (lines, watch.seconds)
+        scales.append(pipeline_bench.bench_scale(spark, cfg, lines, work))
     return {
         "days": pipeline_bench.DAYS,
         "warmup": {"order_lines": args.pipeline_warmup_lines, "seconds": warmup},
